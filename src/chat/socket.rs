@@ -1,0 +1,258 @@
+//! One visitor's widget connection: hello (new chat or resume), then visitor messages in and
+//! log entries out. Acks travel in sequence order with the log, so a visitor that reconnects
+//! with the highest `seq` it saw gets every later entry exactly once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::server::App;
+use crate::session::actor::{self, Command, Event, Subscription};
+use crate::session::core::{Input, Refusal, Reply};
+use crate::session::registry::Live;
+use crate::session::{origin, Author, Card, Channel, Entry, Holder};
+use crate::ws::{self, Close, Incoming};
+
+use super::limit::TokenBucket;
+use super::protocol::{ServerFrame, VisitorFrame, MAX_CLIENT_ID};
+
+const SOCKET: &str = "chat";
+
+/// Where the visitor connects from, read off the upgrade request.
+struct Visitor {
+    country: Option<String>,
+    device: &'static str,
+}
+
+/// `GET /v1/chat`: upgrades to the widget socket.
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let visitor = Visitor { country: app.origin.country(peer.ip(), &headers), device: origin::device_class(user_agent) };
+    // Frames up to twice the limit reach us and get a 1009 with a reason; beyond that
+    // tungstenite refuses them itself.
+    let ceiling = app.config.chat.max_frame_bytes * 2;
+    upgrade.max_message_size(ceiling).max_frame_size(ceiling).on_upgrade(move |mut socket| async move {
+        let _open = ws::OpenSocket::new(SOCKET);
+        if let Some(close) = run(&app, &mut socket, visitor).await {
+            ws::close(&mut socket, SOCKET, close).await;
+        }
+    })
+}
+
+/// Serves the connection; returns the close to send, or None when the visitor went away.
+async fn run(app: &App, socket: &mut WebSocket, visitor: Visitor) -> Option<Close> {
+    let max_bytes = app.config.chat.max_frame_bytes;
+    let hello_timeout = Duration::from_secs(app.config.chat.hello_timeout_secs);
+    let first = tokio::select! {
+        first = tokio::time::timeout(hello_timeout, next_frame(socket, max_bytes)) => first,
+        _ = app.shutdown.cancelled() => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
+    };
+    let hello = match first {
+        Err(_) => return Some(Close::new(ws::TIMEOUT, format!("no hello within {} s", hello_timeout.as_secs()))),
+        Ok(Err(close)) => return Some(close),
+        Ok(Ok(None)) => return None,
+        Ok(Ok(Some(frame))) => frame,
+    };
+    let VisitorFrame::Hello { site_key, resume_token, last_seq } = hello else {
+        return Some(Close::new(ws::BAD_MESSAGE, "expected hello"));
+    };
+    let Some(site) = app.sites.get(&site_key) else {
+        return Some(Close::new(ws::UNAUTHORIZED, "unknown site key"));
+    };
+    let (live, resume_token, resumed) = match resume_token {
+        Some(token) => match app.registry.by_resume_token(&token) {
+            Some((_, live)) if live.card.site == site_key => (live, token, true),
+            _ => return Some(Close::new(ws::UNKNOWN_SESSION, "unknown session")),
+        },
+        None => {
+            let card = new_card(app, &site_key, &site.tenant, visitor);
+            let (token, live) = actor::start(&app.sessions, card, site.bot.clone()).await;
+            (live, token, false)
+        }
+    };
+    let ended = || Some(Close::new(ws::NORMAL, "session ended"));
+    let Some(attached) = ask(&live, |reply| Command::Attach { reply }).await else {
+        return Some(Close::new(ws::UNKNOWN_SESSION, "unknown session"));
+    };
+    let Some(sub) = ask(&live, |reply| Command::Subscribe { after: last_seq, reply }).await else {
+        return ended();
+    };
+    let close = if last_seq > sub.last_seq {
+        Some(Close::new(ws::BAD_MESSAGE, format!("last_seq {last_seq} is beyond the session's {}", sub.last_seq)))
+    } else {
+        let welcome = ServerFrame::Welcome {
+            session_id: live.card.session_id,
+            resume_token: &resume_token,
+            last_seq: sub.last_seq,
+            holder: &sub.holder,
+            resumed,
+        };
+        match ws::send(socket, &welcome).await {
+            Ok(()) => Connection { app, live: &live, socket, bucket: None }.serve(sub, attached.kicked).await,
+            Err(_) => None,
+        }
+    };
+    let _ = live.commands.send(Command::Detach { conn: attached.conn }).await;
+    close
+}
+
+fn new_card(app: &App, site: &str, tenant: &str, visitor: Visitor) -> Card {
+    Card {
+        session_id: uuid::Uuid::new_v4(),
+        tenant: tenant.to_string(),
+        site: site.to_string(),
+        channel: Channel::Chat,
+        state: "live".into(),
+        started_at: app.clock.now().wall,
+        duration_secs: 0,
+        message_count: 0,
+        last_message: None,
+        last_message_at: None,
+        country: visitor.country,
+        device: visitor.device.to_string(),
+        holder: Holder::Bot,
+        visitor_online: false,
+        sentiment: None,
+        ended_at: None,
+        end_reason: None,
+    }
+}
+
+/// Sends a command that carries a reply channel and waits for the answer; None if the session
+/// has ended.
+pub async fn ask<T>(live: &Live, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    live.commands.send(command(reply)).await.ok()?;
+    answer.await.ok()
+}
+
+/// The next JSON frame, skipping pings; Ok(None) when the peer is gone.
+async fn next_frame(socket: &mut WebSocket, max_bytes: usize) -> Result<Option<VisitorFrame>, Close> {
+    loop {
+        match ws::parse(socket.recv().await, max_bytes)? {
+            Incoming::Frame(frame) => return Ok(Some(frame)),
+            Incoming::Nothing => continue,
+            Incoming::Gone => return Ok(None),
+        }
+    }
+}
+
+struct Connection<'a> {
+    app: &'a App,
+    live: &'a Live,
+    socket: &'a mut WebSocket,
+    bucket: Option<TokenBucket>,
+}
+
+impl Connection<'_> {
+    async fn serve(&mut self, sub: Subscription, mut kicked: oneshot::Receiver<()>) -> Option<Close> {
+        let max_bytes = self.app.config.chat.max_frame_bytes;
+        // Highest seq taken from the log stream: replays and live events never repeat it.
+        let mut streamed = sub.last_seq;
+        let mut events = sub.events;
+        if !self.replay(&sub.missed).await {
+            return None;
+        }
+        loop {
+            tokio::select! {
+                _ = &mut kicked => return Some(Close::new(ws::REPLACED, "replaced by a newer connection")),
+                _ = self.app.shutdown.cancelled() => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
+                event = events.recv() => match event {
+                    Ok(Event::Entry(entry, appended)) if entry.seq > streamed => {
+                        streamed = entry.seq;
+                        metrics::histogram!(crate::metrics::FANOUT_SECONDS, "socket" => SOCKET).record(appended.elapsed().as_secs_f64());
+                        let sent = match (&entry.author, &entry.client_id) {
+                            (Author::Visitor, Some(client_id)) => ws::send(self.socket, &ServerFrame::Ack { client_id, seq: entry.seq }).await,
+                            _ => ws::send(self.socket, &ServerFrame::Message(&entry)).await,
+                        };
+                        sent.ok()?;
+                    }
+                    Ok(Event::Entry(..)) => {}
+                    Ok(Event::Holder(holder)) => ws::send(self.socket, &ServerFrame::Holder { holder: &holder }).await.ok()?,
+                    Ok(Event::Ended(_)) | Err(broadcast::error::RecvError::Closed) => return Some(Close::new(ws::NORMAL, "session ended")),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let sub = ask(self.live, |reply| Command::Subscribe { after: streamed, reply }).await;
+                        let Some(sub) = sub else { return Some(Close::new(ws::NORMAL, "session ended")) };
+                        if !self.replay(&sub.missed).await {
+                            return None;
+                        }
+                        streamed = sub.last_seq;
+                        events = sub.events;
+                    }
+                },
+                received = self.socket.recv() => match ws::parse::<VisitorFrame>(received, max_bytes) {
+                    Err(close) => return Some(close),
+                    Ok(Incoming::Gone) => return None,
+                    Ok(Incoming::Nothing) => {}
+                    Ok(Incoming::Frame(frame)) => {
+                        if let Some(close) = self.on_frame(frame).await {
+                            return close;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Sends entries the visitor missed, its own included; false if the socket broke.
+    async fn replay(&mut self, missed: &[Entry]) -> bool {
+        for entry in missed {
+            if ws::send(self.socket, &ServerFrame::Message(entry)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Handles a visitor frame; Some(result) ends the connection with it.
+    async fn on_frame(&mut self, frame: VisitorFrame) -> Option<Option<Close>> {
+        let chat = &self.app.config.chat;
+        match frame {
+            VisitorFrame::Hello { .. } => Some(Some(Close::new(ws::BAD_MESSAGE, "unexpected hello"))),
+            VisitorFrame::Leave => {
+                // The session's Ended event closes the socket.
+                let _ = self.live.commands.send(Command::Input(Input::VisitorLeft, None)).await;
+                None
+            }
+            VisitorFrame::Message { client_id, text } => {
+                let bucket = self
+                    .bucket
+                    .get_or_insert_with(|| TokenBucket::new(chat.rate_per_sec, chat.rate_burst, Instant::now()));
+                if !bucket.try_take(Instant::now()) {
+                    return Some(Some(Close::new(ws::RATE_LIMITED, "rate limit exceeded")));
+                }
+                if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
+                    return Some(Some(Close::new(ws::BAD_MESSAGE, format!("client_id must be 1 to {MAX_CLIENT_ID} bytes"))));
+                }
+                if text.trim().is_empty() {
+                    return Some(Some(Close::new(ws::BAD_MESSAGE, "empty text")));
+                }
+                if text.chars().count() > chat.max_text_chars {
+                    return Some(Some(Close::new(ws::BAD_MESSAGE, format!("text too long (over {} characters)", chat.max_text_chars))));
+                }
+                let input = Input::VisitorMessage { client_id: client_id.clone(), text };
+                match ask(self.live, |reply| Command::Input(input, Some(reply))).await {
+                    // A resent message: acknowledge it again; a new one is acked from the stream.
+                    Some(Ok(Reply::Stored { seq, duplicate: true })) => {
+                        let ack = ServerFrame::Ack { client_id: &client_id, seq };
+                        ws::send(self.socket, &ack).await.err().map(|_| None)
+                    }
+                    Some(Ok(_)) => None,
+                    Some(Err(Refusal::Ended)) | None => Some(Some(Close::new(ws::NORMAL, "session ended"))),
+                    Some(Err(refusal)) => Some(Some(Close::new(ws::BAD_MESSAGE, refusal.to_string()))),
+                }
+            }
+        }
+    }
+}

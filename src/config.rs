@@ -1,0 +1,293 @@
+//! Settings: `config/default.toml` embedded in the binary, an optional file layered over it, then
+//! `HARK_*` environment variables over both. One loader, so every setting has one name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Value;
+
+/// The defaults, documented setting by setting.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub admin_token: String,
+    pub admin_tenant: String,
+    pub log: LogConfig,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub chat: ChatConfig,
+    pub supervise: SuperviseConfig,
+    pub sites: Vec<SiteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub country_header: String,
+    pub geoip_db: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    pub max_frame_bytes: usize,
+    pub max_text_chars: usize,
+    pub rate_per_sec: f64,
+    pub rate_burst: u32,
+    pub hello_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub faq: String,
+    pub bot_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuperviseConfig {
+    pub release_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub key: String,
+    pub tenant: String,
+    pub bot: BotKind,
+    #[serde(default)]
+    pub bot_url: String,
+    #[serde(default = "default_bot_timeout_ms")]
+    pub bot_timeout_ms: u64,
+}
+
+fn default_bot_timeout_ms() -> u64 {
+    5000
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BotKind {
+    Faq,
+    Http,
+    None,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: String, source: toml::de::Error },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::load`], reading variables through `env` (tests pass their own).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = parse(DEFAULT_TOML, "config/default.toml")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+            merge(&mut tree, parse(&text, &path.display().to_string())?);
+        }
+        apply_env(&mut tree, "HARK", &env)?;
+        let config: Config = tree
+            .try_into()
+            .map_err(|source| ConfigError::Parse { path: "settings".into(), source })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for site in &self.sites {
+            if site.bot == BotKind::Http && site.bot_url.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "site {:?}: bot = \"http\" needs bot_url",
+                    site.key
+                )));
+            }
+        }
+        if self.chat.rate_per_sec <= 0.0 || self.chat.rate_burst == 0 {
+            return Err(ConfigError::Invalid("chat.rate_per_sec and chat.rate_burst must be > 0".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("hark.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+}
+
+fn parse(text: &str, path: &str) -> Result<Value, ConfigError> {
+    toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+}
+
+/// Tables merge key by key; any other value (lists included) replaces.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Table(base), Value::Table(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(slot) => merge(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
+/// Overrides every leaf whose `PREFIX_PATH` variable is set, parsed as the leaf's own type.
+fn apply_env(
+    node: &mut Value,
+    prefix: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match node {
+        Value::Table(table) => {
+            for (key, child) in table.iter_mut() {
+                apply_env(child, &format!("{prefix}_{}", key.to_uppercase()), env)?;
+            }
+        }
+        Value::Array(items) if items.iter().all(Value::is_table) && !items.is_empty() => {
+            for (i, child) in items.iter_mut().enumerate() {
+                apply_env(child, &format!("{prefix}_{i}"), env)?;
+            }
+        }
+        leaf => {
+            if let Some(raw) = env(prefix) {
+                *leaf = env_value(leaf, &raw)
+                    .map_err(|reason| ConfigError::Env { var: prefix.into(), reason })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn env_value(like: &Value, raw: &str) -> Result<Value, String> {
+    let bad = |e: &dyn std::fmt::Display| format!("{raw:?} is not a valid {}: {e}", like.type_str());
+    Ok(match like {
+        Value::Integer(_) => Value::Integer(raw.trim().parse().map_err(|e| bad(&e))?),
+        Value::Float(_) => Value::Float(raw.trim().parse().map_err(|e| bad(&e))?),
+        Value::Boolean(_) => Value::Boolean(raw.trim().parse().map_err(|e| bad(&e))?),
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+        _ => Value::String(raw.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load_with_env(None, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_load_and_document_the_required_settings() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.http.addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(c.database_url().starts_with("sqlite://./data/hark.db"));
+        assert_eq!(c.sites[0].key, "demo");
+    }
+
+    #[test]
+    fn environment_overrides_every_kind_of_leaf() {
+        let c = load(&[
+            ("HARK_HTTP_ADDR", "127.0.0.1:9999"),
+            ("HARK_DATA_DIR", "/tmp/x"),
+            ("HARK_ADMIN_TOKEN", "secret"),
+            ("HARK_DATABASE_URL", "postgres://localhost/test"),
+            ("HARK_CHAT_RATE_PER_SEC", "2.5"),
+            ("HARK_CHAT_RATE_BURST", "3"),
+            ("HARK_HTTP_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1/32"),
+            ("HARK_SITES_0_KEY", "shop"),
+        ])
+        .unwrap();
+        assert_eq!(c.http.addr.port(), 9999);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.admin_token, "secret");
+        assert_eq!(c.database_url(), "postgres://localhost/test");
+        assert_eq!(c.chat.rate_per_sec, 2.5);
+        assert_eq!(c.chat.rate_burst, 3);
+        assert_eq!(c.http.trusted_proxies.len(), 2);
+        assert_eq!(c.sites[0].key, "shop");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = load(&[("HARK_CHAT_RATE_BURST", "lots")]).unwrap_err().to_string();
+        assert!(err.contains("HARK_CHAT_RATE_BURST"), "{err}");
+        let err = load(&[("HARK_HTTP_ADDR", "nowhere")]).unwrap_err().to_string();
+        assert!(err.contains("addr"), "{err}");
+    }
+
+    #[test]
+    fn a_file_layers_over_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("hark-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hark.toml");
+        std::fs::write(&file, "[chat]\nidle_timeout_secs = 5\n[[sites]]\nkey = \"a\"\ntenant = \"t\"\nbot = \"none\"\n").unwrap();
+        let c = Config::load_with_env(Some(&file), |_| None).unwrap();
+        assert_eq!(c.chat.idle_timeout_secs, 5);
+        assert_eq!(c.chat.max_frame_bytes, 8192);
+        assert_eq!(c.sites.len(), 1);
+        assert_eq!(c.sites[0].bot, BotKind::None);
+        std::fs::write(&file, "[chat]\nidle_timeout = 5\n").unwrap();
+        let err = Config::load_with_env(Some(&file), |_| None).unwrap_err().to_string();
+        assert!(err.contains("idle_timeout"), "{err}");
+    }
+}

@@ -1,0 +1,26 @@
+//! hark hears every contact-center conversation while it happens.
+//!
+//! Where a message goes, stage by stage (each module is one folder or file):
+//!
+//! - [`chat`]: the widget socket `/v1/chat`, the bot that answers while no human holds a chat.
+//! - [`session`]: the registry of live sessions, one owner task per session, its pure core,
+//!   events and the live card.
+//! - [`supervise`]: the supervisor socket `/v1/supervise`: live cards, watch, take over.
+//! - [`store`]: finished and live sessions in SQLite (default) or PostgreSQL.
+//! - [`api`]: REST routes, bearer-token auth, health, OpenAPI.
+//! - [`metrics`]: Prometheus metric names and the `/metrics` renderer.
+//! - [`server`]: wires the stages together, serves HTTP, shuts down gracefully.
+//! - [`ws`]: close codes and JSON frames shared by both sockets.
+//! - [`config`], [`clock`], [`error`]: settings, the one clock, problem responses.
+
+pub mod api;
+pub mod chat;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod supervise;
+pub mod ws;

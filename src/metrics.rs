@@ -1,0 +1,67 @@
+//! Prometheus metrics: the names every stage records under, and the recorder whose text the
+//! `/metrics` route renders (on the axum router; no listener of its own).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Gauge: live sessions, by `channel`.
+pub const LIVE_SESSIONS: &str = "hark_live_sessions";
+/// Counter: log entries appended, by `channel` and author `role`.
+pub const MESSAGES: &str = "hark_messages_total";
+/// Counter: sessions ended, by `channel` and `reason`.
+pub const SESSIONS_ENDED: &str = "hark_sessions_ended_total";
+/// Gauge: open WebSocket connections, by `socket` (chat, supervise).
+pub const SOCKETS: &str = "hark_ws_connections";
+/// Counter: WebSocket closes hark initiated, by `socket` and close `code`.
+pub const SOCKET_CLOSES: &str = "hark_ws_closed_total";
+/// Counter: take-overs, by `outcome` (taken, refused).
+pub const TAKEOVERS: &str = "hark_takeovers_total";
+/// Histogram: seconds from a log entry's append to its hand-off to a subscriber's socket.
+pub const FANOUT_SECONDS: &str = "hark_fanout_latency_seconds";
+/// Counter: bot replies, by `bot` (faq, http) and `outcome`.
+pub const BOT_REPLIES: &str = "hark_bot_replies_total";
+/// Counter: failed database commits (each is retried).
+pub const STORE_ERRORS: &str = "hark_store_errors_total";
+/// Histogram: seconds per database commit of a write batch.
+pub const STORE_COMMIT_SECONDS: &str = "hark_store_commit_seconds";
+/// Counter: HTTP requests refused for authentication, by `reason`.
+pub const AUTH_REFUSALS: &str = "hark_auth_refusals_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global recorder once and returns the handle that renders it.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".into()),
+                    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+                )
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(LIVE_SESSIONS, "Live sessions by channel");
+    describe_counter!(MESSAGES, "Log entries appended, by channel and author role");
+    describe_counter!(SESSIONS_ENDED, "Sessions ended, by channel and reason");
+    describe_gauge!(SOCKETS, "Open WebSocket connections by socket");
+    describe_counter!(SOCKET_CLOSES, "WebSocket closes initiated by hark, by socket and close code");
+    describe_counter!(TAKEOVERS, "Supervisor take-overs by outcome");
+    describe_histogram!(FANOUT_SECONDS, Unit::Seconds, "Append-to-socket latency of log entries");
+    describe_counter!(BOT_REPLIES, "Bot replies by bot and outcome");
+    describe_counter!(STORE_ERRORS, "Failed database commits (retried)");
+    describe_histogram!(STORE_COMMIT_SECONDS, Unit::Seconds, "Database commit time per write batch");
+    describe_counter!(AUTH_REFUSALS, "Requests refused for authentication, by reason");
+}

@@ -1,0 +1,138 @@
+//! Wires the stages together: loads the store, the sites and their bots, serves the HTTP
+//! router, and on shutdown stops accepting, closes sockets (1001), ends live sessions as
+//! `interrupted` and waits until they are persisted.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::chat::bot::{Bot, Faq, FaqError, DEFAULT_FAQ};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::session::actor;
+use crate::session::core::Timing;
+use crate::session::origin::{GeoIpError, Origin};
+use crate::session::Registry;
+use crate::store::{Store, StoreError, Writer};
+
+/// Everything the routes and sockets share.
+pub struct App {
+    pub config: Config,
+    pub clock: Clock,
+    pub registry: Arc<Registry>,
+    pub store: Store,
+    pub writer: Writer,
+    /// What each session's owner task needs.
+    pub sessions: actor::Context,
+    pub sites: HashMap<String, Site>,
+    pub origin: Origin,
+    pub metrics: PrometheusHandle,
+    /// Cancelled when the server begins to shut down.
+    pub shutdown: CancellationToken,
+}
+
+/// A site that may embed the widget.
+pub struct Site {
+    pub tenant: String,
+    pub bot: Arc<Bot>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    GeoIp(#[from] GeoIpError),
+    #[error("{path}: {source}")]
+    Faq { path: String, source: FaqError },
+    #[error("cannot read {path}: {source}")]
+    FaqRead { path: String, source: std::io::Error },
+    #[error("HTTP address {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+}
+
+impl App {
+    pub async fn new(config: Config, clock: Clock) -> Result<Arc<App>, StartError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
+        let metrics = crate::metrics::install();
+        let store = Store::connect(&config.database_url(), config.database.max_connections).await?;
+        let source = crate::api::auth::bootstrap_admin(&store, &config, clock.now().wall).await?;
+        tracing::info!(from = %source, "admin token installed");
+        let writer = store.spawn_writer();
+        let faq = load_faq(&config.chat.faq)?;
+        let client = reqwest::Client::builder().user_agent(concat!("hark/", env!("CARGO_PKG_VERSION"))).build().expect("TLS backend");
+        let sites = config
+            .sites
+            .iter()
+            .map(|s| (s.key.clone(), Site { tenant: s.tenant.clone(), bot: Arc::new(Bot::for_site(s, &faq, &client)) }))
+            .collect();
+        let origin = Origin::new(&config.http.geoip_db, config.http.trusted_proxies.clone(), &config.http.country_header)?;
+        let registry = Registry::new();
+        let timing = Timing {
+            idle_timeout: Duration::from_secs(config.chat.idle_timeout_secs),
+            release_grace: Duration::from_secs(config.supervise.release_grace_secs),
+        };
+        let sessions = actor::Context { registry: registry.clone(), writer: writer.clone(), clock: clock.clone(), timing };
+        Ok(Arc::new(App {
+            config,
+            clock,
+            registry,
+            store,
+            writer,
+            sessions,
+            sites,
+            origin,
+            metrics,
+            shutdown: CancellationToken::new(),
+        }))
+    }
+}
+
+fn load_faq(path: &str) -> Result<Faq, StartError> {
+    if path.is_empty() {
+        return Faq::parse(DEFAULT_FAQ).map_err(|source| StartError::Faq { path: "config/faq.toml (embedded)".into(), source });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| StartError::FaqRead { path: path.into(), source })?;
+    Faq::parse(&text).map_err(|source| StartError::Faq { path: path.into(), source })
+}
+
+/// Runs the server until `signal` completes, then shuts down gracefully.
+pub async fn serve(config: Config, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let addr = config.http.addr;
+    let app = App::new(config, Clock::System).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!(addr = %listener.local_addr().map_err(StartError::Serve)?, "hark is listening");
+    let shutdown = app.shutdown.clone();
+    tokio::spawn(async move {
+        signal.await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    let upkeep = app.metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    let router = crate::api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
+        .await
+        .map_err(StartError::Serve)?;
+    let live = app.registry.len();
+    app.registry.shutdown_all().await;
+    app.writer.flush().await;
+    tracing::info!(interrupted = live, "live sessions persisted; stopped");
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The owner task of one session: the only code that touches its [`SessionCore`]. Sockets send
+//! it [`Command`]s; it feeds the core, then fans the core's outputs out — to the session's event
+//! stream (visitor socket, watchers), the tenant feed (cards), the bot and the store.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::chat::bot::{Bot, BotMessage, BotRequest, UNAVAILABLE};
+use crate::clock::Clock;
+use crate::store::{SessionRecord, Write, Writer};
+
+use super::core::{Input, Output, Refusal, Reply, SessionCore, Timing};
+use super::registry::{Live, Registry};
+use super::{Card, EndReason, Entry, Holder, SessionId};
+
+/// An event on a session's own stream.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A new log entry, with the instant it was appended (for fan-out latency).
+    Entry(Arc<Entry>, Instant),
+    Holder(Holder),
+    Ended(EndReason),
+}
+
+pub type ReplyTx = oneshot::Sender<Result<Reply, Refusal>>;
+
+pub enum Command {
+    Input(Input, Option<ReplyTx>),
+    /// A visitor socket attaches; an older one is kicked.
+    Attach { reply: oneshot::Sender<Attached> },
+    /// The visitor socket `conn` is gone.
+    Detach { conn: u64 },
+    /// Entries after `after` plus the live stream from there, with no gap between them.
+    Subscribe { after: u64, reply: oneshot::Sender<Subscription> },
+    /// The session as it stands: card, whole log and holds.
+    Record { reply: oneshot::Sender<SessionRecord> },
+}
+
+pub struct Subscription {
+    pub missed: Vec<Entry>,
+    pub events: broadcast::Receiver<Event>,
+    pub holder: Holder,
+    pub last_seq: u64,
+}
+
+pub struct Attached {
+    pub conn: u64,
+    /// Fires when a newer connection replaces this one.
+    pub kicked: oneshot::Receiver<()>,
+}
+
+/// Capacity of a session's command queue; senders wait when it is full.
+const COMMANDS: usize = 64;
+/// Capacity of a session's event stream; a subscriber further behind re-subscribes.
+const EVENTS: usize = 256;
+
+/// What every session's owner task shares.
+#[derive(Clone)]
+pub struct Context {
+    pub registry: Arc<Registry>,
+    pub writer: Writer,
+    pub clock: Clock,
+    pub timing: Timing,
+}
+
+/// Starts the owner task of a new session with `card`; returns its resume token and handle.
+pub async fn start(ctx: &Context, card: Card, bot: Arc<Bot>) -> (String, Live) {
+    let now = ctx.clock.now();
+    let core = SessionCore::new(card, ctx.timing, now);
+    let resume_token = format!("r_{}", hex::encode(rand::random::<[u8; 24]>()));
+    let (commands, rx) = mpsc::channel(COMMANDS);
+    let live = Live { commands: commands.clone(), card: Arc::new(core.card().clone()) };
+    ctx.writer.send(Write::Started(core.card().clone())).await;
+    ctx.registry.insert(live.clone(), resume_token.clone());
+    let actor = Actor {
+        id: core.card().session_id,
+        core,
+        events: broadcast::channel(EVENTS).0,
+        commands,
+        rx,
+        bot,
+        ctx: ctx.clone(),
+        resume_token: resume_token.clone(),
+        visitor: None,
+        next_conn: 0,
+    };
+    ctx.registry.tasks.spawn(actor.run());
+    (resume_token, live)
+}
+
+struct Actor {
+    id: SessionId,
+    core: SessionCore,
+    events: broadcast::Sender<Event>,
+    /// Our own queue, for bot answers that arrive later.
+    commands: mpsc::Sender<Command>,
+    rx: mpsc::Receiver<Command>,
+    bot: Arc<Bot>,
+    ctx: Context,
+    resume_token: String,
+    visitor: Option<(u64, oneshot::Sender<()>)>,
+    next_conn: u64,
+}
+
+impl Actor {
+    async fn run(mut self) {
+        loop {
+            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                command = self.rx.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => self.on_input(Input::Shutdown, None),
+                },
+                _ = sleep_until(deadline) => self.core.handle_timeout(self.ctx.clock.now()),
+            }
+            self.dispatch().await;
+            if self.core.is_ended() {
+                break;
+            }
+        }
+    }
+
+    fn on_input(&mut self, input: Input, reply: Option<ReplyTx>) {
+        let result = self.core.handle(input, self.ctx.clock.now());
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Input(input, reply) => self.on_input(input, reply),
+            Command::Attach { reply } => {
+                self.next_conn += 1;
+                let (kick, kicked) = oneshot::channel();
+                if let Some((_, old)) = self.visitor.replace((self.next_conn, kick)) {
+                    let _ = old.send(());
+                }
+                let _ = reply.send(Attached { conn: self.next_conn, kicked });
+                self.on_input(Input::VisitorOnline(true), None);
+            }
+            Command::Detach { conn } => {
+                if self.visitor.as_ref().is_some_and(|(c, _)| *c == conn) {
+                    self.visitor = None;
+                    self.on_input(Input::VisitorOnline(false), None);
+                }
+            }
+            Command::Subscribe { after, reply } => {
+                let _ = reply.send(Subscription {
+                    missed: self.core.entries_after(after).to_vec(),
+                    events: self.events.subscribe(),
+                    holder: self.core.card().holder.clone(),
+                    last_seq: self.core.last_seq(),
+                });
+            }
+            Command::Record { reply } => {
+                let _ = reply.send(SessionRecord {
+                    card: self.core.card().at(self.ctx.clock.now().wall),
+                    messages: self.core.entries_after(0).to_vec(),
+                    holds: self.core.holds().to_vec(),
+                });
+            }
+        }
+    }
+
+    /// Fans out everything the core produced.
+    async fn dispatch(&mut self) {
+        let mut card_changed = false;
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Appended(entry) => {
+                    let channel = self.core.card().channel.as_str();
+                    metrics::counter!(crate::metrics::MESSAGES, "channel" => channel, "role" => entry.author.role())
+                        .increment(1);
+                    self.ctx.writer.send(Write::Entry(self.id, entry.clone())).await;
+                    let _ = self.events.send(Event::Entry(Arc::new(entry), Instant::now()));
+                }
+                Output::HolderChanged(holder) => {
+                    let _ = self.events.send(Event::Holder(holder));
+                }
+                Output::AskBot { seq, text } => self.ask_bot(seq, text),
+                Output::CardChanged => card_changed = true,
+                Output::Ended(reason) => {
+                    let card = self.core.card().clone();
+                    metrics::counter!(crate::metrics::SESSIONS_ENDED, "channel" => card.channel.as_str(), "reason" => reason.as_str())
+                        .increment(1);
+                    self.ctx.writer.send(Write::Ended(card.clone(), self.core.holds().to_vec())).await;
+                    self.ctx.registry.remove(&card, &self.resume_token, reason);
+                    let _ = self.events.send(Event::Ended(reason));
+                    return;
+                }
+            }
+        }
+        if card_changed {
+            self.ctx.registry.update_card(self.core.card().clone());
+        }
+    }
+
+    fn ask_bot(&mut self, seq: u64, text: String) {
+        match &*self.bot {
+            Bot::Faq(faq) => {
+                let reply = faq.answer(&text).to_string();
+                metrics::counter!(crate::metrics::BOT_REPLIES, "bot" => "faq", "outcome" => "ok").increment(1);
+                self.on_input(Input::BotReply { text: reply }, None);
+            }
+            Bot::Http(_) => {
+                let bot = self.bot.clone();
+                let commands = self.commands.clone();
+                let (id, site) = (self.id, self.core.card().site.clone());
+                tokio::spawn(async move {
+                    let Bot::Http(http) = &*bot else { return };
+                    let request = BotRequest { session_id: id, site: &site, message: BotMessage { seq, text: &text } };
+                    let (reply, outcome) = match http.ask(&request).await {
+                        Ok(reply) => (reply, "ok"),
+                        Err(error) => {
+                            tracing::warn!(session = %id, %error, "HTTP bot failed");
+                            (Some(UNAVAILABLE.to_string()), "error")
+                        }
+                    };
+                    metrics::counter!(crate::metrics::BOT_REPLIES, "bot" => "http", "outcome" => outcome).increment(1);
+                    if let Some(text) = reply {
+                        let _ = commands.send(Command::Input(Input::BotReply { text }, None)).await;
+                    }
+                });
+            }
+            Bot::None => {}
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

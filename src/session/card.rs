@@ -1,0 +1,77 @@
+//! The live card: what a supervisor sees of one session at a glance.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{Channel, EndReason, Holder, SessionId};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Card {
+    #[schema(value_type = String)]
+    pub session_id: SessionId,
+    pub tenant: String,
+    pub site: String,
+    pub channel: Channel,
+    /// `live` or `ended`.
+    pub state: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: OffsetDateTime,
+    /// Seconds from start to now (live) or to the end (ended).
+    pub duration_secs: i64,
+    pub message_count: u64,
+    /// The latest message, shortened to a preview.
+    pub last_message: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_message_at: Option<OffsetDateTime>,
+    /// ISO 3166 alpha-2 code, or null when unknown.
+    pub country: Option<String>,
+    /// mobile, tablet, desktop or unknown.
+    pub device: String,
+    pub holder: Holder,
+    pub visitor_online: bool,
+    /// Live sentiment, filled by the speech and analysis stages.
+    pub sentiment: Option<f32>,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ended_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+}
+
+/// Longest last-message preview on a card, in characters.
+pub const PREVIEW_CHARS: usize = 80;
+
+/// `text` cut to [`PREVIEW_CHARS`] characters, with an ellipsis when cut.
+pub fn preview(text: &str) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(PREVIEW_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+impl Card {
+    /// The card with its duration computed at `now` (live) or at its end.
+    pub fn at(&self, now: OffsetDateTime) -> Card {
+        let until = self.ended_at.unwrap_or(now);
+        Card { duration_secs: (until - self.started_at).whole_seconds().max(0), ..self.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_cuts_on_characters_not_bytes() {
+        assert_eq!(preview("short"), "short");
+        let hebrew = "ש".repeat(100);
+        let p = preview(&hebrew);
+        assert_eq!(p.chars().count(), PREVIEW_CHARS + 1);
+        assert!(p.ends_with('…'));
+    }
+}

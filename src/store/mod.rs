@@ -1,0 +1,393 @@
+//! Persistence in SQLite (the embedded default) or PostgreSQL, through one set of portable sqlx
+//! migrations. Live sessions are written as they happen — each log entry as it is appended — by
+//! one batching [`Writer`] task, so a crash loses nothing acknowledged and the end of a session
+//! only updates its row.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::{from_unix_ms, unix_ms};
+use crate::session::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, SessionId};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("stored value: {0}")]
+    Value(String),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+/// A session as stored: its card, its log and who held it when.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionRecord {
+    #[serde(flatten)]
+    pub card: Card,
+    pub messages: Vec<Entry>,
+    pub holds: Vec<Hold>,
+}
+
+/// A bearer token as stored (only its hash).
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub tenant: String,
+    pub admin: bool,
+}
+
+const CARD_COLUMNS: &str = "id, tenant, site, channel, state, started_at, ended_at, end_reason, \
+     message_count, last_message, last_message_at, country, device, holder, sentiment";
+
+impl Store {
+    /// Connects, migrates, and closes sessions a crash left live as `interrupted`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let store = Store { pool };
+        store.close_orphans().await?;
+        Ok(store)
+    }
+
+    async fn close_orphans(&self) -> Result<(), StoreError> {
+        let closed = sqlx::query(
+            "UPDATE sessions SET state = 'ended', end_reason = 'interrupted', \
+             ended_at = COALESCE(last_message_at, started_at) WHERE state = 'live'",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if closed > 0 {
+            tracing::warn!(closed, "sessions left live by an unclean stop are now interrupted");
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Ended sessions of a tenant, newest first.
+    pub async fn ended_sessions(&self, tenant: &str, limit: i64) -> Result<Vec<Card>, StoreError> {
+        let sql = format!(
+            "SELECT {CARD_COLUMNS} FROM sessions WHERE tenant = $1 AND state = 'ended' \
+             ORDER BY started_at DESC LIMIT $2"
+        );
+        let rows = sqlx::query(&sql).bind(tenant).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(card_from_row).collect()
+    }
+
+    /// One session of a tenant with its log and holds.
+    pub async fn session(&self, tenant: &str, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let sql = format!("SELECT {CARD_COLUMNS} FROM sessions WHERE id = $1 AND tenant = $2");
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.to_string())
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let card = card_from_row(&row)?;
+        let messages = sqlx::query(
+            "SELECT seq, at, author_role, author_name, text, client_id, notice \
+             FROM session_messages WHERE session_id = $1 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(entry_from_row)
+        .collect::<Result<_, _>>()?;
+        let holds = sqlx::query(
+            "SELECT holder, from_at, until_at FROM session_holds WHERE session_id = $1 ORDER BY idx",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Hold {
+                holder: serde_json::from_str(&row.try_get::<String, _>("holder")?)?,
+                from: from_unix_ms(row.try_get("from_at")?),
+                until: row.try_get::<Option<i64>, _>("until_at")?.map(from_unix_ms),
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+        Ok(Some(SessionRecord { card, messages, holds }))
+    }
+
+    pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query("SELECT id, name, tenant, is_admin FROM api_tokens WHERE token_sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(TokenRow {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                tenant: row.try_get("tenant")?,
+                admin: row.try_get::<i64, _>("is_admin")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores a token by its hash; an existing `id` is replaced (the admin's bootstrap token).
+    pub async fn put_token(&self, token: &TokenRow, sha256: &str, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(&token.id).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, tenant, is_admin, token_sha256, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(&token.tenant)
+        .bind(token.admin as i64)
+        .bind(sha256)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts the writer task; it runs until every [`Writer`] clone is dropped.
+    pub fn spawn_writer(&self) -> Writer {
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        tokio::spawn(write_loop(self.pool.clone(), rx));
+        Writer { tx }
+    }
+}
+
+/// Capacity of the writer queue; session tasks wait when it is full (nothing is dropped).
+const WRITER_QUEUE: usize = 8192;
+/// Most writes committed in one transaction.
+const BATCH: usize = 512;
+
+/// A change to persist.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Started(Card),
+    Entry(SessionId, Entry),
+    Ended(Card, Vec<Hold>),
+}
+
+enum Job {
+    Write(Write),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the writer task.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub async fn send(&self, write: Write) {
+        if self.tx.send(Job::Write(write)).await.is_err() {
+            tracing::error!("store writer has stopped; a write was not persisted");
+        }
+    }
+
+    /// Waits until everything sent before is committed.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Job::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut jobs, BATCH).await > 0 {
+        let writes: Vec<&Write> = jobs
+            .iter()
+            .filter_map(|j| match j {
+                Job::Write(w) => Some(w),
+                Job::Flush(_) => None,
+            })
+            .collect();
+        let mut backoff = Duration::from_millis(50);
+        while let Err(error) = apply(&pool, &writes).await {
+            // Never drop a write: retry until the database answers again.
+            metrics::counter!(crate::metrics::STORE_ERRORS).increment(1);
+            tracing::error!(%error, writes = writes.len(), "store write failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        for job in jobs.drain(..) {
+            if let Job::Flush(done) = job {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let mut tx = pool.begin().await?;
+    for write in writes {
+        match write {
+            Write::Started(card) => {
+                sqlx::query(
+                    "INSERT INTO sessions (id, tenant, site, channel, state, started_at, device, holder, country) \
+                     VALUES ($1, $2, $3, $4, 'live', $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(card.session_id.to_string())
+                .bind(&card.tenant)
+                .bind(&card.site)
+                .bind(card.channel.as_str())
+                .bind(unix_ms(card.started_at))
+                .bind(&card.device)
+                .bind(serde_json::to_string(&card.holder)?)
+                .bind(card.country.clone())
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Entry(id, e) => {
+                let name = match &e.author {
+                    Author::Agent { name } => Some(name.clone()),
+                    _ => None,
+                };
+                let notice = e.notice.as_ref().map(serde_json::to_string).transpose()?;
+                sqlx::query(
+                    "INSERT INTO session_messages (session_id, seq, at, author_role, author_name, text, client_id, notice) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, seq) DO NOTHING",
+                )
+                .bind(id.to_string())
+                .bind(e.seq as i64)
+                .bind(unix_ms(e.at))
+                .bind(e.author.role())
+                .bind(name)
+                .bind(&e.text)
+                .bind(e.client_id.clone())
+                .bind(notice)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Ended(card, holds) => {
+                sqlx::query(
+                    "UPDATE sessions SET state = 'ended', ended_at = $2, end_reason = $3, message_count = $4, \
+                     last_message = $5, last_message_at = $6, holder = $7, sentiment = $8 WHERE id = $1",
+                )
+                .bind(card.session_id.to_string())
+                .bind(card.ended_at.map(unix_ms))
+                .bind(card.end_reason.map(|r| r.as_str()))
+                .bind(card.message_count as i64)
+                .bind(card.last_message.clone())
+                .bind(card.last_message_at.map(unix_ms))
+                .bind(serde_json::to_string(&card.holder)?)
+                .bind(card.sentiment.map(f64::from))
+                .execute(&mut *tx)
+                .await?;
+                for (idx, hold) in holds.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO session_holds (session_id, idx, holder, from_at, until_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id, idx) DO NOTHING",
+                    )
+                    .bind(card.session_id.to_string())
+                    .bind(idx as i64)
+                    .bind(serde_json::to_string(&hold.holder)?)
+                    .bind(unix_ms(hold.from))
+                    .bind(hold.until.map(unix_ms))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn card_from_row(row: &AnyRow) -> Result<Card, StoreError> {
+    let id: String = row.try_get("id")?;
+    let channel = match row.try_get::<String, _>("channel")?.as_str() {
+        "chat" => Channel::Chat,
+        "voice" => Channel::Voice,
+        other => return Err(StoreError::Value(format!("channel {other:?}"))),
+    };
+    let end_reason = row
+        .try_get::<Option<String>, _>("end_reason")?
+        .map(|r| serde_json::from_value::<EndReason>(serde_json::Value::String(r)))
+        .transpose()?;
+    let card = Card {
+        session_id: id.parse().map_err(|_| StoreError::Value(format!("session id {id:?}")))?,
+        tenant: row.try_get("tenant")?,
+        site: row.try_get("site")?,
+        channel,
+        state: row.try_get("state")?,
+        started_at: from_unix_ms(row.try_get("started_at")?),
+        duration_secs: 0,
+        message_count: row.try_get::<i64, _>("message_count")? as u64,
+        last_message: row.try_get("last_message")?,
+        last_message_at: row.try_get::<Option<i64>, _>("last_message_at")?.map(from_unix_ms),
+        country: row.try_get("country")?,
+        device: row.try_get("device")?,
+        holder: serde_json::from_str::<Holder>(&row.try_get::<String, _>("holder")?)?,
+        visitor_online: false,
+        sentiment: row.try_get::<Option<f64>, _>("sentiment")?.map(|s| s as f32),
+        ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(from_unix_ms),
+        end_reason,
+    };
+    Ok(card.at(time::OffsetDateTime::now_utc()))
+}
+
+fn entry_from_row(row: &AnyRow) -> Result<Entry, StoreError> {
+    let author = match row.try_get::<String, _>("author_role")?.as_str() {
+        "visitor" => Author::Visitor,
+        "bot" => Author::Bot,
+        "agent" => Author::Agent { name: row.try_get::<Option<String>, _>("author_name")?.unwrap_or_default() },
+        "system" => Author::System,
+        other => return Err(StoreError::Value(format!("author role {other:?}"))),
+    };
+    Ok(Entry {
+        seq: row.try_get::<i64, _>("seq")? as u64,
+        at: from_unix_ms(row.try_get("at")?),
+        author,
+        text: row.try_get("text")?,
+        client_id: row.try_get("client_id")?,
+        notice: row
+            .try_get::<Option<String>, _>("notice")?
+            .map(|n| serde_json::from_str::<Notice>(&n))
+            .transpose()?,
+    })
+}
