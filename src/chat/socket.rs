@@ -166,17 +166,16 @@ impl Connection<'_> {
         }
         loop {
             tokio::select! {
-                _ = &mut kicked => return Some(Close::new(ws::REPLACED, "replaced by a newer connection")),
+                kick = &mut kicked => return Some(match kick {
+                    Ok(()) => Close::new(ws::REPLACED, "replaced by a newer connection"),
+                    Err(_) => Close::new(ws::NORMAL, "session ended"),
+                }),
                 _ = self.app.shutdown.cancelled() => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
                 event = events.recv() => match event {
                     Ok(Event::Entry(entry, appended)) if entry.seq > streamed => {
                         streamed = entry.seq;
                         metrics::histogram!(crate::metrics::FANOUT_SECONDS, "socket" => SOCKET).record(appended.elapsed().as_secs_f64());
-                        let sent = match (&entry.author, &entry.client_id) {
-                            (Author::Visitor, Some(client_id)) => ws::send(self.socket, &ServerFrame::Ack { client_id, seq: entry.seq }).await,
-                            _ => ws::send(self.socket, &ServerFrame::Message(&entry)).await,
-                        };
-                        sent.ok()?;
+                        self.send_entry(&entry).await.ok()?;
                     }
                     Ok(Event::Entry(..)) => {}
                     Ok(Event::Holder(holder)) => ws::send(self.socket, &ServerFrame::Holder { holder: &holder }).await.ok()?,
@@ -197,11 +196,25 @@ impl Connection<'_> {
                     Ok(Incoming::Nothing) => {}
                     Ok(Incoming::Frame(frame)) => {
                         if let Some(close) = self.on_frame(frame).await {
+                            // Acks of messages accepted before the close still go out.
+                            while let Ok(Event::Entry(entry, _)) = events.try_recv() {
+                                if entry.seq > streamed && self.send_entry(&entry).await.is_err() {
+                                    break;
+                                }
+                            }
                             return close;
                         }
                     }
                 },
             }
+        }
+    }
+
+    /// Sends a live entry: the visitor's own as its ack, any other as a message.
+    async fn send_entry(&mut self, entry: &Entry) -> Result<(), axum::Error> {
+        match (&entry.author, &entry.client_id) {
+            (Author::Visitor, Some(client_id)) => ws::send(self.socket, &ServerFrame::Ack { client_id, seq: entry.seq }).await,
+            _ => ws::send(self.socket, &ServerFrame::Message(entry)).await,
         }
     }
 

@@ -108,30 +108,38 @@ impl Actor {
     async fn run(mut self) {
         loop {
             let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            let mut answer = None;
             tokio::select! {
                 command = self.rx.recv() => match command {
-                    Some(command) => self.on_command(command),
-                    None => self.on_input(Input::Shutdown, None),
+                    Some(command) => answer = self.on_command(command),
+                    None => self.on_input(Input::Shutdown),
                 },
                 _ = sleep_until(deadline) => self.core.handle_timeout(self.ctx.clock.now()),
             }
             self.dispatch().await;
+            // Answer only after the fan-out, so whoever gets the answer finds its effects
+            // already on the event stream.
+            if let Some((reply, result)) = answer {
+                let _ = reply.send(result);
+            }
             if self.core.is_ended() {
                 break;
             }
         }
     }
 
-    fn on_input(&mut self, input: Input, reply: Option<ReplyTx>) {
-        let result = self.core.handle(input, self.ctx.clock.now());
-        if let Some(reply) = reply {
-            let _ = reply.send(result);
-        }
+    /// Feeds the core an input whose result nobody waits for.
+    fn on_input(&mut self, input: Input) {
+        let _ = self.core.handle(input, self.ctx.clock.now());
     }
 
-    fn on_command(&mut self, command: Command) {
+    /// Handles a command; returns the answer to send once its outputs are dispatched.
+    fn on_command(&mut self, command: Command) -> Option<(ReplyTx, Result<Reply, Refusal>)> {
         match command {
-            Command::Input(input, reply) => self.on_input(input, reply),
+            Command::Input(input, reply) => {
+                let result = self.core.handle(input, self.ctx.clock.now());
+                return reply.map(|reply| (reply, result));
+            }
             Command::Attach { reply } => {
                 self.next_conn += 1;
                 let (kick, kicked) = oneshot::channel();
@@ -139,12 +147,12 @@ impl Actor {
                     let _ = old.send(());
                 }
                 let _ = reply.send(Attached { conn: self.next_conn, kicked });
-                self.on_input(Input::VisitorOnline(true), None);
+                self.on_input(Input::VisitorOnline(true));
             }
             Command::Detach { conn } => {
                 if self.visitor.as_ref().is_some_and(|(c, _)| *c == conn) {
                     self.visitor = None;
-                    self.on_input(Input::VisitorOnline(false), None);
+                    self.on_input(Input::VisitorOnline(false));
                 }
             }
             Command::Subscribe { after, reply } => {
@@ -163,6 +171,7 @@ impl Actor {
                 });
             }
         }
+        None
     }
 
     /// Fans out everything the core produced.
@@ -203,7 +212,7 @@ impl Actor {
             Bot::Faq(faq) => {
                 let reply = faq.answer(&text).to_string();
                 metrics::counter!(crate::metrics::BOT_REPLIES, "bot" => "faq", "outcome" => "ok").increment(1);
-                self.on_input(Input::BotReply { text: reply }, None);
+                self.on_input(Input::BotReply { text: reply });
             }
             Bot::Http(_) => {
                 let bot = self.bot.clone();
