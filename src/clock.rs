@@ -15,7 +15,10 @@ pub struct Now {
 impl Now {
     /// The same point moved forward by `d` on both clocks.
     pub fn plus(self, d: Duration) -> Now {
-        Now { mono: self.mono + d, wall: self.wall + d }
+        Now {
+            mono: self.mono + d,
+            wall: self.wall + d,
+        }
     }
 }
 
@@ -35,7 +38,10 @@ impl Clock {
 
     pub fn now(&self) -> Now {
         match self {
-            Clock::System => Now { mono: Instant::now(), wall: OffsetDateTime::now_utc() },
+            Clock::System => Now {
+                mono: Instant::now(),
+                wall: OffsetDateTime::now_utc(),
+            },
             Clock::Manual(now) => *now.lock().expect("clock lock"),
         }
     }

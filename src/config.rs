@@ -100,9 +100,15 @@ pub enum BotKind {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Parse { path: String, source: toml::de::Error },
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
     #[error("environment variable {var}: {reason}")]
     Env { var: String, reason: String },
     #[error("{0}")]
@@ -122,14 +128,17 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut tree = parse(DEFAULT_TOML, "config/default.toml")?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
             merge(&mut tree, parse(&text, &path.display().to_string())?);
         }
         apply_env(&mut tree, "HARK", &env)?;
-        let config: Config = tree
-            .try_into()
-            .map_err(|source| ConfigError::Parse { path: "settings".into(), source })?;
+        let config: Config = tree.try_into().map_err(|source| ConfigError::Parse {
+            path: "settings".into(),
+            source,
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -144,7 +153,9 @@ impl Config {
             }
         }
         if self.chat.rate_per_sec <= 0.0 || self.chat.rate_burst == 0 {
-            return Err(ConfigError::Invalid("chat.rate_per_sec and chat.rate_burst must be > 0".into()));
+            return Err(ConfigError::Invalid(
+                "chat.rate_per_sec and chat.rate_burst must be > 0".into(),
+            ));
         }
         Ok(())
     }
@@ -152,7 +163,10 @@ impl Config {
     /// The database URL, defaulting to SQLite in the data directory.
     pub fn database_url(&self) -> String {
         if self.database.url.is_empty() {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("hark.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("hark.db").display()
+            )
         } else {
             self.database.url.clone()
         }
@@ -160,7 +174,10 @@ impl Config {
 }
 
 fn parse(text: &str, path: &str) -> Result<Value, ConfigError> {
-    toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    toml::from_str(text).map_err(|source| ConfigError::Parse {
+        path: path.into(),
+        source,
+    })
 }
 
 /// Tables merge key by key; any other value (lists included) replaces.
@@ -199,8 +216,10 @@ fn apply_env(
         }
         leaf => {
             if let Some(raw) = env(prefix) {
-                *leaf = env_value(leaf, &raw)
-                    .map_err(|reason| ConfigError::Env { var: prefix.into(), reason })?;
+                *leaf = env_value(leaf, &raw).map_err(|reason| ConfigError::Env {
+                    var: prefix.into(),
+                    reason,
+                })?;
             }
         }
     }
@@ -208,7 +227,8 @@ fn apply_env(
 }
 
 fn env_value(like: &Value, raw: &str) -> Result<Value, String> {
-    let bad = |e: &dyn std::fmt::Display| format!("{raw:?} is not a valid {}: {e}", like.type_str());
+    let bad =
+        |e: &dyn std::fmt::Display| format!("{raw:?} is not a valid {}: {e}", like.type_str());
     Ok(match like {
         Value::Integer(_) => Value::Integer(raw.trim().parse().map_err(|e| bad(&e))?),
         Value::Float(_) => Value::Float(raw.trim().parse().map_err(|e| bad(&e))?),
@@ -230,8 +250,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::load_with_env(None, |name| vars.get(name).cloned())
     }
 
@@ -269,9 +291,13 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = load(&[("HARK_CHAT_RATE_BURST", "lots")]).unwrap_err().to_string();
+        let err = load(&[("HARK_CHAT_RATE_BURST", "lots")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("HARK_CHAT_RATE_BURST"), "{err}");
-        let err = load(&[("HARK_HTTP_ADDR", "nowhere")]).unwrap_err().to_string();
+        let err = load(&[("HARK_HTTP_ADDR", "nowhere")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("addr"), "{err}");
     }
 
@@ -287,7 +313,9 @@ mod tests {
         assert_eq!(c.sites.len(), 1);
         assert_eq!(c.sites[0].bot, BotKind::None);
         std::fs::write(&file, "[chat]\nidle_timeout = 5\n").unwrap();
-        let err = Config::load_with_env(Some(&file), |_| None).unwrap_err().to_string();
+        let err = Config::load_with_env(Some(&file), |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("idle_timeout"), "{err}");
     }
 }

@@ -26,13 +26,17 @@ pub struct Close {
 
 impl Close {
     pub fn new(code: u16, reason: impl Into<String>) -> Close {
-        Close { code, reason: reason.into() }
+        Close {
+            code,
+            reason: reason.into(),
+        }
     }
 }
 
 /// Sends the close frame and counts it. Reasons are cut to the 123 bytes a close frame holds.
 pub async fn close(ws: &mut WebSocket, socket: &'static str, close: Close) {
-    metrics::counter!(SOCKET_CLOSES, "socket" => socket, "code" => close.code.to_string()).increment(1);
+    metrics::counter!(SOCKET_CLOSES, "socket" => socket, "code" => close.code.to_string())
+        .increment(1);
     let mut reason = close.reason;
     if reason.len() > 123 {
         let mut cut = 123;
@@ -41,7 +45,10 @@ pub async fn close(ws: &mut WebSocket, socket: &'static str, close: Close) {
         }
         reason.truncate(cut);
     }
-    let frame = CloseFrame { code: close.code, reason: reason.into() };
+    let frame = CloseFrame {
+        code: close.code,
+        reason: reason.into(),
+    };
     let _ = ws.send(Message::Close(Some(frame))).await;
 }
 
@@ -64,8 +71,14 @@ pub fn parse<T: DeserializeOwned>(
         Some(Err(error)) => {
             // tungstenite refuses frames far over its own limit before we see them.
             let text = error.to_string();
-            return if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-                Err(Close::new(TOO_BIG, format!("frame exceeds {max_bytes} bytes")))
+            return if text.contains("too long")
+                || text.contains("too big")
+                || text.contains("Space limit")
+            {
+                Err(Close::new(
+                    TOO_BIG,
+                    format!("frame exceeds {max_bytes} bytes"),
+                ))
             } else {
                 Ok(Incoming::Gone)
             };
@@ -75,13 +88,19 @@ pub fn parse<T: DeserializeOwned>(
     match message {
         Message::Text(text) => {
             if text.len() > max_bytes {
-                return Err(Close::new(TOO_BIG, format!("frame exceeds {max_bytes} bytes")));
+                return Err(Close::new(
+                    TOO_BIG,
+                    format!("frame exceeds {max_bytes} bytes"),
+                ));
             }
             serde_json::from_str(text.as_str())
                 .map(Incoming::Frame)
                 .map_err(|e| Close::new(BAD_MESSAGE, format!("malformed JSON: {e}")))
         }
-        Message::Binary(_) => Err(Close::new(UNSUPPORTED_DATA, "binary frames are not accepted")),
+        Message::Binary(_) => Err(Close::new(
+            UNSUPPORTED_DATA,
+            "binary frames are not accepted",
+        )),
         _ => Ok(Incoming::Nothing),
     }
 }

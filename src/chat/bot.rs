@@ -71,30 +71,41 @@ pub enum FaqError {
     #[error("knowledge file: {0}")]
     Toml(#[from] toml::de::Error),
     #[error("knowledge file, answer {answer}: pattern {pattern:?}: {source}")]
-    Pattern { answer: usize, pattern: String, source: regex::Error },
+    Pattern {
+        answer: usize,
+        pattern: String,
+        source: regex::Error,
+    },
 }
 
 impl Faq {
     pub fn parse(text: &str) -> Result<Faq, FaqError> {
         let file: FaqFile = toml::from_str(text)?;
-        let answers = file
-            .answers
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let patterns = a
-                    .patterns
-                    .iter()
-                    .map(|p| {
-                        RegexBuilder::new(p).case_insensitive(true).build().map_err(|source| {
-                            FaqError::Pattern { answer: i + 1, pattern: p.clone(), source }
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((patterns, a.reply))
-            })
-            .collect::<Result<Vec<_>, FaqError>>()?;
-        Ok(Faq { answers, fallback: file.fallback })
+        let answers =
+            file.answers
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let patterns =
+                        a.patterns
+                            .iter()
+                            .map(|p| {
+                                RegexBuilder::new(p).case_insensitive(true).build().map_err(
+                                    |source| FaqError::Pattern {
+                                        answer: i + 1,
+                                        pattern: p.clone(),
+                                        source,
+                                    },
+                                )
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                    Ok((patterns, a.reply))
+                })
+                .collect::<Result<Vec<_>, FaqError>>()?;
+        Ok(Faq {
+            answers,
+            fallback: file.fallback,
+        })
     }
 
     pub fn answer(&self, text: &str) -> &str {
@@ -157,9 +168,13 @@ mod tests {
     #[test]
     fn the_embedded_knowledge_file_answers_and_falls_back() {
         let faq = Faq::parse(DEFAULT_FAQ).unwrap();
-        assert!(faq.answer("What are your OPENING HOURS?").contains("Monday to Friday"));
+        assert!(faq
+            .answer("What are your OPENING HOURS?")
+            .contains("Monday to Friday"));
         assert!(faq.answer("where is my parcel").contains("track"));
-        assert!(faq.answer("Tell me about quantum physics").contains("Let me get a person"));
+        assert!(faq
+            .answer("Tell me about quantum physics")
+            .contains("Let me get a person"));
     }
 
     #[test]

@@ -27,8 +27,19 @@ pub enum VisitorFrame {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
-    Welcome { session_id: SessionId, resume_token: &'a str, last_seq: u64, holder: &'a Holder, resumed: bool },
-    Ack { client_id: &'a str, seq: u64 },
+    Welcome {
+        session_id: SessionId,
+        resume_token: &'a str,
+        last_seq: u64,
+        holder: &'a Holder,
+        resumed: bool,
+    },
+    Ack {
+        client_id: &'a str,
+        seq: u64,
+    },
     Message(&'a Entry),
-    Holder { holder: &'a Holder },
+    Holder {
+        holder: &'a Holder,
+    },
 }

@@ -37,17 +37,26 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let visitor = Visitor { country: app.origin.country(peer.ip(), &headers), device: origin::device_class(user_agent) };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let visitor = Visitor {
+        country: app.origin.country(peer.ip(), &headers),
+        device: origin::device_class(user_agent),
+    };
     // Frames up to twice the limit reach us and get a 1009 with a reason; beyond that
     // tungstenite refuses them itself.
     let ceiling = app.config.chat.max_frame_bytes * 2;
-    upgrade.max_message_size(ceiling).max_frame_size(ceiling).on_upgrade(move |mut socket| async move {
-        let _open = ws::OpenSocket::new(SOCKET);
-        if let Some(close) = run(&app, &mut socket, visitor).await {
-            ws::close(&mut socket, SOCKET, close).await;
-        }
-    })
+    upgrade
+        .max_message_size(ceiling)
+        .max_frame_size(ceiling)
+        .on_upgrade(move |mut socket| async move {
+            let _open = ws::OpenSocket::new(SOCKET);
+            if let Some(close) = run(&app, &mut socket, visitor).await {
+                ws::close(&mut socket, SOCKET, close).await;
+            }
+        })
 }
 
 /// Serves the connection; returns the close to send, or None when the visitor went away.
@@ -59,12 +68,22 @@ async fn run(app: &App, socket: &mut WebSocket, visitor: Visitor) -> Option<Clos
         _ = app.shutdown.cancelled() => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
     };
     let hello = match first {
-        Err(_) => return Some(Close::new(ws::TIMEOUT, format!("no hello within {} s", hello_timeout.as_secs()))),
+        Err(_) => {
+            return Some(Close::new(
+                ws::TIMEOUT,
+                format!("no hello within {} s", hello_timeout.as_secs()),
+            ))
+        }
         Ok(Err(close)) => return Some(close),
         Ok(Ok(None)) => return None,
         Ok(Ok(Some(frame))) => frame,
     };
-    let VisitorFrame::Hello { site_key, resume_token, last_seq } = hello else {
+    let VisitorFrame::Hello {
+        site_key,
+        resume_token,
+        last_seq,
+    } = hello
+    else {
         return Some(Close::new(ws::BAD_MESSAGE, "expected hello"));
     };
     let Some(site) = app.sites.get(&site_key) else {
@@ -85,11 +104,22 @@ async fn run(app: &App, socket: &mut WebSocket, visitor: Visitor) -> Option<Clos
     let Some(attached) = ask(&live, |reply| Command::Attach { reply }).await else {
         return Some(Close::new(ws::UNKNOWN_SESSION, "unknown session"));
     };
-    let Some(sub) = ask(&live, |reply| Command::Subscribe { after: last_seq, reply }).await else {
+    let Some(sub) = ask(&live, |reply| Command::Subscribe {
+        after: last_seq,
+        reply,
+    })
+    .await
+    else {
         return ended();
     };
     let close = if last_seq > sub.last_seq {
-        Some(Close::new(ws::BAD_MESSAGE, format!("last_seq {last_seq} is beyond the session's {}", sub.last_seq)))
+        Some(Close::new(
+            ws::BAD_MESSAGE,
+            format!(
+                "last_seq {last_seq} is beyond the session's {}",
+                sub.last_seq
+            ),
+        ))
     } else {
         let welcome = ServerFrame::Welcome {
             session_id: live.card.session_id,
@@ -99,11 +129,25 @@ async fn run(app: &App, socket: &mut WebSocket, visitor: Visitor) -> Option<Clos
             resumed,
         };
         match ws::send(socket, &welcome).await {
-            Ok(()) => Connection { app, live: &live, socket, bucket: None }.serve(sub, attached.kicked).await,
+            Ok(()) => {
+                Connection {
+                    app,
+                    live: &live,
+                    socket,
+                    bucket: None,
+                }
+                .serve(sub, attached.kicked)
+                .await
+            }
             Err(_) => None,
         }
     };
-    let _ = live.commands.send(Command::Detach { conn: attached.conn }).await;
+    let _ = live
+        .commands
+        .send(Command::Detach {
+            conn: attached.conn,
+        })
+        .await;
     close
 }
 
@@ -138,7 +182,10 @@ pub async fn ask<T>(live: &Live, command: impl FnOnce(oneshot::Sender<T>) -> Com
 }
 
 /// The next JSON frame, skipping pings; Ok(None) when the peer is gone.
-async fn next_frame(socket: &mut WebSocket, max_bytes: usize) -> Result<Option<VisitorFrame>, Close> {
+async fn next_frame(
+    socket: &mut WebSocket,
+    max_bytes: usize,
+) -> Result<Option<VisitorFrame>, Close> {
     loop {
         match ws::parse(socket.recv().await, max_bytes)? {
             Incoming::Frame(frame) => return Ok(Some(frame)),
@@ -156,7 +203,11 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
-    async fn serve(&mut self, sub: Subscription, mut kicked: oneshot::Receiver<()>) -> Option<Close> {
+    async fn serve(
+        &mut self,
+        sub: Subscription,
+        mut kicked: oneshot::Receiver<()>,
+    ) -> Option<Close> {
         let max_bytes = self.app.config.chat.max_frame_bytes;
         // Highest seq taken from the log stream: replays and live events never repeat it.
         let mut streamed = sub.last_seq;
@@ -213,7 +264,16 @@ impl Connection<'_> {
     /// Sends a live entry: the visitor's own as its ack, any other as a message.
     async fn send_entry(&mut self, entry: &Entry) -> Result<(), axum::Error> {
         match (&entry.author, &entry.client_id) {
-            (Author::Visitor, Some(client_id)) => ws::send(self.socket, &ServerFrame::Ack { client_id, seq: entry.seq }).await,
+            (Author::Visitor, Some(client_id)) => {
+                ws::send(
+                    self.socket,
+                    &ServerFrame::Ack {
+                        client_id,
+                        seq: entry.seq,
+                    },
+                )
+                .await
+            }
             _ => ws::send(self.socket, &ServerFrame::Message(entry)).await,
         }
     }
@@ -221,7 +281,10 @@ impl Connection<'_> {
     /// Sends entries the visitor missed, its own included; false if the socket broke.
     async fn replay(&mut self, missed: &[Entry]) -> bool {
         for entry in missed {
-            if ws::send(self.socket, &ServerFrame::Message(entry)).await.is_err() {
+            if ws::send(self.socket, &ServerFrame::Message(entry))
+                .await
+                .is_err()
+            {
                 return false;
             }
         }
@@ -232,38 +295,63 @@ impl Connection<'_> {
     async fn on_frame(&mut self, frame: VisitorFrame) -> Option<Option<Close>> {
         let chat = &self.app.config.chat;
         match frame {
-            VisitorFrame::Hello { .. } => Some(Some(Close::new(ws::BAD_MESSAGE, "unexpected hello"))),
+            VisitorFrame::Hello { .. } => {
+                Some(Some(Close::new(ws::BAD_MESSAGE, "unexpected hello")))
+            }
             VisitorFrame::Leave => {
                 // The session's Ended event closes the socket.
-                let _ = self.live.commands.send(Command::Input(Input::VisitorLeft, None)).await;
+                let _ = self
+                    .live
+                    .commands
+                    .send(Command::Input(Input::VisitorLeft, None))
+                    .await;
                 None
             }
             VisitorFrame::Message { client_id, text } => {
-                let bucket = self
-                    .bucket
-                    .get_or_insert_with(|| TokenBucket::new(chat.rate_per_sec, chat.rate_burst, Instant::now()));
+                let bucket = self.bucket.get_or_insert_with(|| {
+                    TokenBucket::new(chat.rate_per_sec, chat.rate_burst, Instant::now())
+                });
                 if !bucket.try_take(Instant::now()) {
                     return Some(Some(Close::new(ws::RATE_LIMITED, "rate limit exceeded")));
                 }
                 if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
-                    return Some(Some(Close::new(ws::BAD_MESSAGE, format!("client_id must be 1 to {MAX_CLIENT_ID} bytes"))));
+                    return Some(Some(Close::new(
+                        ws::BAD_MESSAGE,
+                        format!("client_id must be 1 to {MAX_CLIENT_ID} bytes"),
+                    )));
                 }
                 if text.trim().is_empty() {
                     return Some(Some(Close::new(ws::BAD_MESSAGE, "empty text")));
                 }
                 if text.chars().count() > chat.max_text_chars {
-                    return Some(Some(Close::new(ws::BAD_MESSAGE, format!("text too long (over {} characters)", chat.max_text_chars))));
+                    return Some(Some(Close::new(
+                        ws::BAD_MESSAGE,
+                        format!("text too long (over {} characters)", chat.max_text_chars),
+                    )));
                 }
-                let input = Input::VisitorMessage { client_id: client_id.clone(), text };
+                let input = Input::VisitorMessage {
+                    client_id: client_id.clone(),
+                    text,
+                };
                 match ask(self.live, |reply| Command::Input(input, Some(reply))).await {
                     // A resent message: acknowledge it again; a new one is acked from the stream.
-                    Some(Ok(Reply::Stored { seq, duplicate: true })) => {
-                        let ack = ServerFrame::Ack { client_id: &client_id, seq };
+                    Some(Ok(Reply::Stored {
+                        seq,
+                        duplicate: true,
+                    })) => {
+                        let ack = ServerFrame::Ack {
+                            client_id: &client_id,
+                            seq,
+                        };
                         ws::send(self.socket, &ack).await.err().map(|_| None)
                     }
                     Some(Ok(_)) => None,
-                    Some(Err(Refusal::Ended)) | None => Some(Some(Close::new(ws::NORMAL, "session ended"))),
-                    Some(Err(refusal)) => Some(Some(Close::new(ws::BAD_MESSAGE, refusal.to_string()))),
+                    Some(Err(Refusal::Ended)) | None => {
+                        Some(Some(Close::new(ws::NORMAL, "session ended")))
+                    }
+                    Some(Err(refusal)) => {
+                        Some(Some(Close::new(ws::BAD_MESSAGE, refusal.to_string())))
+                    }
                 }
             }
         }

@@ -29,13 +29,22 @@ pub type ReplyTx = oneshot::Sender<Result<Reply, Refusal>>;
 pub enum Command {
     Input(Input, Option<ReplyTx>),
     /// A visitor socket attaches; an older one is kicked.
-    Attach { reply: oneshot::Sender<Attached> },
+    Attach {
+        reply: oneshot::Sender<Attached>,
+    },
     /// The visitor socket `conn` is gone.
-    Detach { conn: u64 },
+    Detach {
+        conn: u64,
+    },
     /// Entries after `after` plus the live stream from there, with no gap between them.
-    Subscribe { after: u64, reply: oneshot::Sender<Subscription> },
+    Subscribe {
+        after: u64,
+        reply: oneshot::Sender<Subscription>,
+    },
     /// The session as it stands: card, whole log and holds.
-    Record { reply: oneshot::Sender<SessionRecord> },
+    Record {
+        reply: oneshot::Sender<SessionRecord>,
+    },
 }
 
 pub struct Subscription {
@@ -71,7 +80,10 @@ pub async fn start(ctx: &Context, card: Card, bot: Arc<Bot>) -> (String, Live) {
     let core = SessionCore::new(card, ctx.timing, now);
     let resume_token = format!("r_{}", hex::encode(rand::random::<[u8; 24]>()));
     let (commands, rx) = mpsc::channel(COMMANDS);
-    let live = Live { commands: commands.clone(), card: Arc::new(core.card().clone()) };
+    let live = Live {
+        commands: commands.clone(),
+        card: Arc::new(core.card().clone()),
+    };
     ctx.writer.send(Write::Started(core.card().clone())).await;
     ctx.registry.insert(live.clone(), resume_token.clone());
     let actor = Actor {
@@ -146,7 +158,10 @@ impl Actor {
                 if let Some((_, old)) = self.visitor.replace((self.next_conn, kick)) {
                     let _ = old.send(());
                 }
-                let _ = reply.send(Attached { conn: self.next_conn, kicked });
+                let _ = reply.send(Attached {
+                    conn: self.next_conn,
+                    kicked,
+                });
                 self.on_input(Input::VisitorOnline(true));
             }
             Command::Detach { conn } => {
@@ -183,8 +198,13 @@ impl Actor {
                     let channel = self.core.card().channel.as_str();
                     metrics::counter!(crate::metrics::MESSAGES, "channel" => channel, "role" => entry.author.role())
                         .increment(1);
-                    self.ctx.writer.send(Write::Entry(self.id, entry.clone())).await;
-                    let _ = self.events.send(Event::Entry(Arc::new(entry), Instant::now()));
+                    self.ctx
+                        .writer
+                        .send(Write::Entry(self.id, entry.clone()))
+                        .await;
+                    let _ = self
+                        .events
+                        .send(Event::Entry(Arc::new(entry), Instant::now()));
                 }
                 Output::HolderChanged(holder) => {
                     let _ = self.events.send(Event::Holder(holder));
@@ -195,7 +215,10 @@ impl Actor {
                     let card = self.core.card().clone();
                     metrics::counter!(crate::metrics::SESSIONS_ENDED, "channel" => card.channel.as_str(), "reason" => reason.as_str())
                         .increment(1);
-                    self.ctx.writer.send(Write::Ended(card.clone(), self.core.holds().to_vec())).await;
+                    self.ctx
+                        .writer
+                        .send(Write::Ended(card.clone(), self.core.holds().to_vec()))
+                        .await;
                     self.ctx.registry.remove(&card, &self.resume_token, reason);
                     let _ = self.events.send(Event::Ended(reason));
                     return;
@@ -211,7 +234,8 @@ impl Actor {
         match &*self.bot {
             Bot::Faq(faq) => {
                 let reply = faq.answer(&text).to_string();
-                metrics::counter!(crate::metrics::BOT_REPLIES, "bot" => "faq", "outcome" => "ok").increment(1);
+                metrics::counter!(crate::metrics::BOT_REPLIES, "bot" => "faq", "outcome" => "ok")
+                    .increment(1);
                 self.on_input(Input::BotReply { text: reply });
             }
             Bot::Http(_) => {
@@ -220,7 +244,11 @@ impl Actor {
                 let (id, site) = (self.id, self.core.card().site.clone());
                 tokio::spawn(async move {
                     let Bot::Http(http) = &*bot else { return };
-                    let request = BotRequest { session_id: id, site: &site, message: BotMessage { seq, text: &text } };
+                    let request = BotRequest {
+                        session_id: id,
+                        site: &site,
+                        message: BotMessage { seq, text: &text },
+                    };
                     let (reply, outcome) = match http.ask(&request).await {
                         Ok(reply) => (reply, "ok"),
                         Err(error) => {
@@ -230,7 +258,9 @@ impl Actor {
                     };
                     metrics::counter!(crate::metrics::BOT_REPLIES, "bot" => "http", "outcome" => outcome).increment(1);
                     if let Some(text) = reply {
-                        let _ = commands.send(Command::Input(Input::BotReply { text }, None)).await;
+                        let _ = commands
+                            .send(Command::Input(Input::BotReply { text }, None))
+                            .await;
                     }
                 });
             }

@@ -33,7 +33,11 @@ pub struct Card {
     pub visitor_online: bool,
     /// Live sentiment, filled by the speech and analysis stages.
     pub sentiment: Option<f32>,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,7 +62,10 @@ impl Card {
     /// The card with its duration computed at `now` (live) or at its end.
     pub fn at(&self, now: OffsetDateTime) -> Card {
         let until = self.ended_at.unwrap_or(now);
-        Card { duration_secs: (until - self.started_at).whole_seconds().max(0), ..self.clone() }
+        Card {
+            duration_secs: (until - self.started_at).whole_seconds().max(0),
+            ..self.clone()
+        }
     }
 }
 

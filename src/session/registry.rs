@@ -14,7 +14,10 @@ use super::{Card, Channel, EndReason, SessionId};
 #[derive(Debug, Clone)]
 pub enum FeedEvent {
     Card(Arc<Card>),
-    Ended { session_id: SessionId, reason: EndReason },
+    Ended {
+        session_id: SessionId,
+        reason: EndReason,
+    },
 }
 
 /// What the registry keeps of a live session.
@@ -43,8 +46,12 @@ impl Registry {
 
     pub fn insert(&self, live: Live, resume_token: String) {
         let id = live.card.session_id;
-        metrics::gauge!(crate::metrics::LIVE_SESSIONS, "channel" => live.card.channel.as_str()).increment(1.0);
-        self.publish(&live.card.tenant.clone(), FeedEvent::Card(live.card.clone()));
+        metrics::gauge!(crate::metrics::LIVE_SESSIONS, "channel" => live.card.channel.as_str())
+            .increment(1.0);
+        self.publish(
+            &live.card.tenant.clone(),
+            FeedEvent::Card(live.card.clone()),
+        );
         self.sessions.insert(id, live);
         self.resume.insert(resume_token, id);
     }
@@ -70,10 +77,17 @@ impl Registry {
 
     pub fn remove(&self, card: &Card, resume_token: &str, reason: EndReason) {
         if self.sessions.remove(&card.session_id).is_some() {
-            metrics::gauge!(crate::metrics::LIVE_SESSIONS, "channel" => card.channel.as_str()).decrement(1.0);
+            metrics::gauge!(crate::metrics::LIVE_SESSIONS, "channel" => card.channel.as_str())
+                .decrement(1.0);
         }
         self.resume.remove(resume_token);
-        self.publish(&card.tenant, FeedEvent::Ended { session_id: card.session_id, reason });
+        self.publish(
+            &card.tenant,
+            FeedEvent::Ended {
+                session_id: card.session_id,
+                reason,
+            },
+        );
     }
 
     /// Live cards of a tenant (all tenants with `None`), newest first.
@@ -82,7 +96,9 @@ impl Registry {
             .sessions
             .iter()
             .map(|l| l.card.clone())
-            .filter(|c| tenant.is_none_or(|t| c.tenant == t) && channel.is_none_or(|ch| c.channel == ch))
+            .filter(|c| {
+                tenant.is_none_or(|t| c.tenant == t) && channel.is_none_or(|ch| c.channel == ch)
+            })
             .collect();
         cards.sort_by(|a, b| b.started_at.cmp(&a.started_at));
         cards

@@ -16,12 +16,28 @@ pub struct SupervisorFrame {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Action {
-    Watch { session_id: SessionId },
-    Unwatch { session_id: SessionId },
-    TakeOver { session_id: SessionId, agent_name: String },
-    Send { session_id: SessionId, text: String },
-    Leave { session_id: SessionId },
-    Transfer { session_id: SessionId, to_agent: Option<String>, to_group: Option<String> },
+    Watch {
+        session_id: SessionId,
+    },
+    Unwatch {
+        session_id: SessionId,
+    },
+    TakeOver {
+        session_id: SessionId,
+        agent_name: String,
+    },
+    Send {
+        session_id: SessionId,
+        text: String,
+    },
+    Leave {
+        session_id: SessionId,
+    },
+    Transfer {
+        session_id: SessionId,
+        to_agent: Option<String>,
+        to_group: Option<String>,
+    },
 }
 
 impl Action {
@@ -40,11 +56,33 @@ impl Action {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Out<'a> {
-    Snapshot { cards: Vec<Card> },
-    Card { card: Card },
-    Ended { session_id: SessionId, reason: EndReason },
-    History { session_id: SessionId, messages: &'a [Entry] },
-    Message { session_id: SessionId, #[serde(flatten)] entry: &'a Entry },
-    Ok { #[serde(rename = "ref")] reference: &'a Option<serde_json::Value> },
-    Error { #[serde(rename = "ref")] reference: &'a Option<serde_json::Value>, code: &'a str, message: String },
+    Snapshot {
+        cards: Vec<Card>,
+    },
+    Card {
+        card: Card,
+    },
+    Ended {
+        session_id: SessionId,
+        reason: EndReason,
+    },
+    History {
+        session_id: SessionId,
+        messages: &'a [Entry],
+    },
+    Message {
+        session_id: SessionId,
+        #[serde(flatten)]
+        entry: &'a Entry,
+    },
+    Ok {
+        #[serde(rename = "ref")]
+        reference: &'a Option<serde_json::Value>,
+    },
+    Error {
+        #[serde(rename = "ref")]
+        reference: &'a Option<serde_json::Value>,
+        code: &'a str,
+        message: String,
+    },
 }

@@ -1,0 +1,28 @@
+# hark's entry points. `make run` and `make test` work on a fresh Debian machine: they install
+# what is missing first.
+
+CARGO ?= cargo
+
+.PHONY: run test build lint bench loadtest
+
+## Install what is missing, build, and start hark with its embedded defaults (SQLite in ./data).
+run:
+	./scripts/install-deps.sh
+	$(CARGO) build --release --bin hark
+	./target/release/hark serve
+
+## The whole test suite: unit tests, integration tests through real sockets, SQLite and PostgreSQL.
+test:
+	./scripts/install-deps.sh --test
+	./scripts/ensure-postgres.sh
+	$(CARGO) test --all-targets
+
+build:
+	$(CARGO) build --release --bins
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench:
+	$(CARGO) bench --bench session_core

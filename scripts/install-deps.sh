@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building and testing hark needs on a fresh Debian machine, skipping what is
+# already there. Called by `make run` and `make test`; safe to run again.
+set -euo pipefail
+
+need_apt=()
+for pkg in build-essential pkg-config ca-certificates; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ "${1:-}" = "--test" ]; then
+  # The test suite runs against a real PostgreSQL.
+  command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is missing: install the Rust toolchain (https://rustup.rs), then run make again" >&2
+  exit 1
+fi
