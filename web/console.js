@@ -41,8 +41,8 @@
     duration: 'Duration',
     device: 'Device',
     country: 'Country',
-    ended: 'Ended',
-    endedReason: 'Session ended ({reason})',
+    ended: 'Session ended',
+    endedReason: 'Session ended ({reason})', // used when hark gives a reason, else `ended`
     sessionTitle: 'Session {id}',
     close: 'Close',
     agentName: 'Your display name',
@@ -111,6 +111,10 @@
     if (hd && hd.kind === 'agent') return fmt(STRINGS.holderAgent, { name: hd.name || '?' });
     if (hd && hd.kind === 'waiting') return fmt(STRINGS.holderWaiting, { queue: hd.queue || '?' });
     return STRINGS.holderBot;
+  }
+
+  function endedText(c) {
+    return c.end_reason ? fmt(STRINGS.endedReason, { reason: c.end_reason }) : STRINGS.ended;
   }
 
   /** Sentiment is filled by later analysis stages; accept a number, a label or {label, score}. */
@@ -238,6 +242,7 @@
           // ok/error of our own commands (re-take-over after reconnect, not_holder on send).
           const mine = holding.get(c.session_id);
           if (mine && c.holder && c.holder.kind === 'agent' && c.holder.name !== mine) holding.delete(c.session_id);
+          if (c.state === 'ended') { markEnded(c.session_id, c.end_reason); break; }
           renderCards();
           if (c.session_id === watching) renderPanel();
         }
@@ -279,7 +284,7 @@
     if (c) {
       c.state = 'ended';
       c.end_reason = reason || c.end_reason;
-      clearTimeout(endedAt.get(id));
+      if (endedAt.has(id)) clearTimeout(endedAt.get(id));
       endedAt.set(id, setTimeout(() => { endedAt.delete(id); cards.delete(id); renderCards(); }, ENDED_LINGER_MS));
     }
     renderCards();
@@ -351,7 +356,7 @@
         h('span', { class: 'spacer' }),
         h('span', { class: 'duration', 'data-field': 'duration', title: STRINGS.duration, 'data-started-at': c.started_at || '', 'data-fixed': ended ? String(c.duration_secs || 0) : null },
           formatDuration(c.duration_secs || 0))),
-      h('div', { class: 'holder', 'data-field': 'holder' }, ended ? fmt(STRINGS.endedReason, { reason: c.end_reason || '' }) : holderText(hd)),
+      h('div', { class: 'holder', 'data-field': 'holder' }, ended ? endedText(c) : holderText(hd)),
       h('p', { class: 'preview', dir: 'auto', 'data-field': 'last-message' }, c.last_message || STRINGS.noMessages),
       h('div', { class: 'card-bottom muted' },
         h('span', { 'data-field': 'country', title: STRINGS.country }, c.country || STRINGS.noCountry),
@@ -414,7 +419,7 @@
     $('watch-title').textContent = fmt(STRINGS.sessionTitle, { id: watching.slice(0, 8) });
     $('watch-title').title = watching;
     $('watch-meta').textContent = [c.site, c.channel, c.country || STRINGS.noCountry, c.device].filter(Boolean).join(' · ');
-    $('watch-holder').textContent = ended ? fmt(STRINGS.endedReason, { reason: c.end_reason || '' })
+    $('watch-holder').textContent = ended ? endedText(c)
       : mine ? fmt(STRINGS.youHold, { name: mine }) : holderText(c.holder);
     $('watch-holder').dataset.holding = String(!!mine);
     $('take-over-button').disabled = !live || ended || !!mine;
