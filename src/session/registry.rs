@@ -100,7 +100,7 @@ impl Registry {
                 tenant.is_none_or(|t| c.tenant == t) && channel.is_none_or(|ch| c.channel == ch)
             })
             .collect();
-        cards.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        cards.sort_by_key(|c| std::cmp::Reverse(c.started_at));
         cards
     }
 

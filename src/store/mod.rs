@@ -237,6 +237,8 @@ pub enum Write {
     Ended(Card, Vec<Hold>),
 }
 
+// Jobs live only in the queue, so their size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Write(Write),
     Flush(oneshot::Sender<()>),

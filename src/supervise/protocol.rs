@@ -53,6 +53,8 @@ impl Action {
     }
 }
 
+// Frames are built, serialized and dropped at once; their size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Out<'a> {
