@@ -23,6 +23,8 @@ use super::limit::TokenBucket;
 use super::protocol::{ServerFrame, VisitorFrame, MAX_CLIENT_ID};
 
 const SOCKET: &str = "chat";
+/// Read buffer per widget socket; idle visitors are most sockets, so it stays small.
+const READ_BUFFER: usize = 4096;
 
 /// Where the visitor connects from, read off the upgrade request.
 struct Visitor {
@@ -51,6 +53,9 @@ pub async fn upgrade(
     upgrade
         .max_message_size(ceiling)
         .max_frame_size(ceiling)
+        // tungstenite preallocates 128 KiB per socket by default; chat frames are small.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |mut socket| async move {
             let _open = ws::OpenSocket::new(SOCKET);
             if let Some(close) = run(&app, &mut socket, visitor).await {

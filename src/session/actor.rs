@@ -1,6 +1,7 @@
 //! The owner task of one session: the only code that touches its [`SessionCore`]. Sockets send
 //! it [`Command`]s; it feeds the core, then fans the core's outputs out — to the session's event
-//! stream (visitor socket, watchers), the tenant feed (cards), the bot and the store.
+//! stream (visitor socket, watchers), the tenant feed (cards), the bot and the store. Entries
+//! are committed to the store before anyone sees them.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,7 +64,7 @@ pub struct Attached {
 /// Capacity of a session's command queue; senders wait when it is full.
 const COMMANDS: usize = 64;
 /// Capacity of a session's event stream; a subscriber further behind re-subscribes.
-const EVENTS: usize = 256;
+const EVENTS: usize = 32;
 
 /// What every session's owner task shares.
 #[derive(Clone)]
@@ -189,43 +190,44 @@ impl Actor {
         None
     }
 
-    /// Fans out everything the core produced.
+    /// Fans out everything the core produced: persist first, then publish, so nothing a
+    /// visitor or supervisor has seen (an ack included) can be lost by a crash.
     async fn dispatch(&mut self) {
+        let mut publish = Vec::new();
         let mut card_changed = false;
+        let mut ended = None;
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Appended(entry) => {
                     let channel = self.core.card().channel.as_str();
                     metrics::counter!(crate::metrics::MESSAGES, "channel" => channel, "role" => entry.author.role())
                         .increment(1);
-                    self.ctx
-                        .writer
-                        .send(Write::Entry(self.id, entry.clone()))
-                        .await;
-                    let _ = self
-                        .events
-                        .send(Event::Entry(Arc::new(entry), Instant::now()));
+                    self.ctx.writer.send(Write::Entry(self.id, entry.clone())).await;
+                    publish.push(Event::Entry(Arc::new(entry), Instant::now()));
                 }
-                Output::HolderChanged(holder) => {
-                    let _ = self.events.send(Event::Holder(holder));
-                }
+                Output::HolderChanged(holder) => publish.push(Event::Holder(holder)),
                 Output::AskBot { seq, text } => self.ask_bot(seq, text),
                 Output::CardChanged => card_changed = true,
                 Output::Ended(reason) => {
                     let card = self.core.card().clone();
-                    metrics::counter!(crate::metrics::SESSIONS_ENDED, "channel" => card.channel.as_str(), "reason" => reason.as_str())
-                        .increment(1);
-                    self.ctx
-                        .writer
-                        .send(Write::Ended(card.clone(), self.core.holds().to_vec()))
-                        .await;
-                    self.ctx.registry.remove(&card, &self.resume_token, reason);
-                    let _ = self.events.send(Event::Ended(reason));
-                    return;
+                    self.ctx.writer.send(Write::Ended(card, self.core.holds().to_vec())).await;
+                    ended = Some(reason);
                 }
             }
         }
-        if card_changed {
+        if ended.is_some() || publish.iter().any(|e| matches!(e, Event::Entry(..))) {
+            self.ctx.writer.flush().await;
+        }
+        for event in publish {
+            let _ = self.events.send(event);
+        }
+        if let Some(reason) = ended {
+            let card = self.core.card();
+            metrics::counter!(crate::metrics::SESSIONS_ENDED, "channel" => card.channel.as_str(), "reason" => reason.as_str())
+                .increment(1);
+            self.ctx.registry.remove(card, &self.resume_token, reason);
+            let _ = self.events.send(Event::Ended(reason));
+        } else if card_changed {
             self.ctx.registry.update_card(self.core.card().clone());
         }
     }

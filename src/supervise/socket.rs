@@ -51,6 +51,8 @@ pub async fn upgrade(
     upgrade
         .max_message_size(MAX_FRAME_BYTES * 2)
         .max_frame_size(MAX_FRAME_BYTES * 2)
+        .read_buffer_size(MAX_FRAME_BYTES)
+        .write_buffer_size(0)
         .on_upgrade(move |mut socket| async move {
             let _open = ws::OpenSocket::new(SOCKET);
             let mut conn = Connection::new(&app, principal);
