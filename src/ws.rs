@@ -33,7 +33,17 @@ impl Close {
     }
 }
 
-/// Sends the close frame and counts it. Reasons are cut to the 123 bytes a close frame holds.
+/// Largest frame tungstenite reads in whole. Frames over a socket's own limit but under this
+/// are read, refused with 1009 and a reason, and the connection closes cleanly; beyond it
+/// tungstenite refuses them mid-read. Memory for it is only taken while such a frame arrives.
+pub const READ_CEILING: usize = 1 << 20;
+
+/// How long a closing socket waits for the peer's close reply, discarding what it still sends.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Sends the close frame and counts it, then completes the closing handshake so that frames
+/// the peer sent meanwhile are read rather than reset. Reasons are cut to the 123 bytes a
+/// close frame holds.
 pub async fn close(ws: &mut WebSocket, socket: &'static str, close: Close) {
     metrics::counter!(SOCKET_CLOSES, "socket" => socket, "code" => close.code.to_string())
         .increment(1);

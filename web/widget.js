@@ -29,7 +29,6 @@
     botName: 'Assistant',
     liveAgent: 'Live agent {name}',
     waiting: 'Waiting for an agent…',
-    you: 'You',
     agent: 'Agent',
     openChat: 'Open chat',
     closeChat: 'Minimize chat',
@@ -52,7 +51,8 @@
 
   const SCRIPT = document.currentScript || document.querySelector('script[data-site-key][src*="widget.js"]');
   if (!SCRIPT || window.harkWidget) return; // not loaded by a script tag, or loaded twice
-  Object.assign(STRINGS, window.HarkWidgetStrings || {});
+  const OVERRIDES = Object(window.HarkWidgetStrings);
+  Object.assign(STRINGS, OVERRIDES);
 
   const SITE_KEY = SCRIPT.dataset.siteKey || 'default';
   const LAZY = SCRIPT.dataset.connect === 'open';
@@ -193,6 +193,7 @@
   }
 
   function onClose(code) {
+    const welcomed = connected;
     connected = false;
     clearTimeout(flushTimer);
     flushTimer = null;
@@ -201,10 +202,7 @@
         endChat();
         break;
       case 4404: // unknown session: forget it and start a new one (pending messages go there)
-        forgetSession();
-        messages = messages.filter((m) => m.status === 'pending');
-        save();
-        connect();
+        startOver();
         break;
       case 4401: // unknown site key: nothing to retry
         phase = 'unavailable';
@@ -213,8 +211,14 @@
         phase = 'replaced';
         break;
       case 4400: // a frame hark cannot use…
-      case 1009: { // …or one too big. hark handles frames in order and acks each, so the
-        // culprit is the first message sent on this socket and still unacknowledged.
+      case 1009: { // …or one too big.
+        if (!welcomed) { // the hello itself was refused (e.g. a last_seq hark no longer has)
+          if (resumeToken) startOver();
+          else scheduleReconnect();
+          break;
+        }
+        // hark handles frames in order and acks each, so the culprit is the first message
+        // sent on this socket and still unacknowledged.
         const bad = messages.find((m) => m.status === 'pending' && sentHere.has(m.clientId));
         if (bad) bad.status = 'failed';
         save();
@@ -225,6 +229,14 @@
         scheduleReconnect();
     }
     render();
+  }
+
+  /** Forgets the session hark no longer has and starts a new one; pending messages go there. */
+  function startOver() {
+    forgetSession();
+    messages = messages.filter((m) => m.status === 'pending');
+    save();
+    connect();
   }
 
   function onFrame(data) {
@@ -250,6 +262,7 @@
     resumeToken = f.resume_token;
     welcomeSeq = Number(f.last_seq) || 0;
     if (f.holder) holder = f.holder;
+    if (typeof f.bot_name === 'string' && f.bot_name && !('botName' in OVERRIDES)) STRINGS.botName = f.bot_name; // optional field
     connected = true;
     phase = 'live';
     attempt = 0;

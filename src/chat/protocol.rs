@@ -33,6 +33,8 @@ pub enum ServerFrame<'a> {
         last_seq: u64,
         holder: &'a Holder,
         resumed: bool,
+        /// The display name the widget shows for the bot.
+        bot_name: &'a str,
     },
     Ack {
         client_id: &'a str,

@@ -16,7 +16,7 @@ use crate::server::App;
 use crate::session::actor::{self, Command, Event, Subscription};
 use crate::session::core::{Input, Refusal, Reply};
 use crate::session::registry::Live;
-use crate::session::{origin, Author, Card, Channel, Entry, Holder};
+use crate::session::{origin, Author, Card, Channel, EndReason, Entry, Holder};
 use crate::ws::{self, Close, Incoming};
 
 use super::limit::TokenBucket;
@@ -47,9 +47,7 @@ pub async fn upgrade(
         country: app.origin.country(peer.ip(), &headers),
         device: origin::device_class(user_agent),
     };
-    // Frames up to twice the limit reach us and get a 1009 with a reason; beyond that
-    // tungstenite refuses them itself.
-    let ceiling = app.config.chat.max_frame_bytes * 2;
+    let ceiling = ws::READ_CEILING.max(app.config.chat.max_frame_bytes);
     upgrade
         .max_message_size(ceiling)
         .max_frame_size(ceiling)
@@ -132,6 +130,7 @@ async fn run(app: &App, socket: &mut WebSocket, visitor: Visitor) -> Option<Clos
             last_seq: sub.last_seq,
             holder: &sub.holder,
             resumed,
+            bot_name: &app.config.chat.bot_name,
         };
         match ws::send(socket, &welcome).await {
             Ok(()) => {
@@ -222,10 +221,9 @@ impl Connection<'_> {
         }
         loop {
             tokio::select! {
-                kick = &mut kicked => return Some(match kick {
-                    Ok(()) => Close::new(ws::REPLACED, "replaced by a newer connection"),
-                    Err(_) => Close::new(ws::NORMAL, "session ended"),
-                }),
+                // Shutdown first, then the session's own events (its end carries the reason)
+                // ahead of the kick channel, which also fires when the session's task is gone.
+                biased;
                 _ = self.app.shutdown.cancelled() => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
                 event = events.recv() => match event {
                     Ok(Event::Entry(entry, appended)) if entry.seq > streamed => {
@@ -235,6 +233,7 @@ impl Connection<'_> {
                     }
                     Ok(Event::Entry(..)) => {}
                     Ok(Event::Holder(holder)) => ws::send(self.socket, &ServerFrame::Holder { holder: &holder }).await.ok()?,
+                    Ok(Event::Ended(EndReason::Interrupted)) => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
                     Ok(Event::Ended(_)) | Err(broadcast::error::RecvError::Closed) => return Some(Close::new(ws::NORMAL, "session ended")),
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let sub = ask(self.live, |reply| Command::Subscribe { after: streamed, reply }).await;
@@ -246,6 +245,10 @@ impl Connection<'_> {
                         events = sub.events;
                     }
                 },
+                kick = &mut kicked => return Some(match kick {
+                    Ok(()) => Close::new(ws::REPLACED, "replaced by a newer connection"),
+                    Err(_) => Close::new(ws::NORMAL, "session ended"),
+                }),
                 received = self.socket.recv() => match ws::parse::<VisitorFrame>(received, max_bytes) {
                     Err(close) => return Some(close),
                     Ok(Incoming::Gone) => return None,

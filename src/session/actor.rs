@@ -202,7 +202,10 @@ impl Actor {
                     let channel = self.core.card().channel.as_str();
                     metrics::counter!(crate::metrics::MESSAGES, "channel" => channel, "role" => entry.author.role())
                         .increment(1);
-                    self.ctx.writer.send(Write::Entry(self.id, entry.clone())).await;
+                    self.ctx
+                        .writer
+                        .send(Write::Entry(self.id, entry.clone()))
+                        .await;
                     publish.push(Event::Entry(Arc::new(entry), Instant::now()));
                 }
                 Output::HolderChanged(holder) => publish.push(Event::Holder(holder)),
@@ -210,7 +213,10 @@ impl Actor {
                 Output::CardChanged => card_changed = true,
                 Output::Ended(reason) => {
                     let card = self.core.card().clone();
-                    self.ctx.writer.send(Write::Ended(card, self.core.holds().to_vec())).await;
+                    self.ctx
+                        .writer
+                        .send(Write::Ended(card, self.core.holds().to_vec()))
+                        .await;
                     ended = Some(reason);
                 }
             }

@@ -49,8 +49,8 @@ pub async fn upgrade(
         Err(problem) => return problem.into_response(),
     };
     upgrade
-        .max_message_size(MAX_FRAME_BYTES * 2)
-        .max_frame_size(MAX_FRAME_BYTES * 2)
+        .max_message_size(ws::READ_CEILING)
+        .max_frame_size(ws::READ_CEILING)
         .read_buffer_size(MAX_FRAME_BYTES)
         .write_buffer_size(0)
         .on_upgrade(move |mut socket| async move {
@@ -92,6 +92,7 @@ impl<'a> Connection<'a> {
         self.snapshot(socket).await.ok()?;
         loop {
             tokio::select! {
+                biased;
                 _ = self.app.shutdown.cancelled() => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
                 event = feed.recv() => {
                     let now = self.app.clock.now().wall;
