@@ -9,36 +9,12 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hark::chat::bot::{Faq, DEFAULT_FAQ};
 use hark::clock::Now;
 use hark::session::core::{Input, Output, SessionCore, Timing};
-use hark::session::{Card, Channel, Holder};
+use hark::session::{Card, Channel};
 
 fn core() -> (SessionCore, Now) {
-    let now = Now {
-        mono: Instant::now(),
-        wall: time::OffsetDateTime::now_utc(),
-    };
-    let card = Card {
-        session_id: uuid::Uuid::new_v4(),
-        tenant: "t".into(),
-        site: "s".into(),
-        channel: Channel::Chat,
-        state: "live".into(),
-        started_at: now.wall,
-        duration_secs: 0,
-        message_count: 0,
-        last_message: None,
-        last_message_at: None,
-        country: None,
-        device: "desktop".into(),
-        holder: Holder::Bot,
-        visitor_online: true,
-        sentiment: None,
-        ended_at: None,
-        end_reason: None,
-    };
-    let timing = Timing {
-        idle_timeout: Duration::from_secs(600),
-        release_grace: Duration::from_secs(30),
-    };
+    let now = Now { mono: Instant::now(), wall: time::OffsetDateTime::now_utc() };
+    let card = Card::new(uuid::Uuid::new_v4(), "t", "s", Channel::Chat, now.wall);
+    let timing = Timing { idle_timeout: Duration::from_secs(600), release_grace: Duration::from_secs(30) };
     (SessionCore::new(card, timing, now), now)
 }
 
@@ -47,21 +23,11 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("visitor_message");
     group.bench_function("held_by_agent_baseline", |b| {
         let (mut s, now) = core();
-        s.handle(
-            Input::TakeOver {
-                by: "a".into(),
-                agent_name: "Dana".into(),
-            },
-            now,
-        )
-        .unwrap();
+        s.handle(Input::TakeOver { by: "a".into(), agent_name: "Dana".into() }, now).unwrap();
         let mut i = 0u64;
         b.iter(|| {
             i += 1;
-            let input = Input::VisitorMessage {
-                client_id: i.to_string(),
-                text: "Where is my parcel?".into(),
-            };
+            let input = Input::VisitorMessage { client_id: i.to_string(), text: "Where is my parcel?".into() };
             black_box(s.handle(input, now).unwrap());
             while s.poll_output().is_some() {}
         });
@@ -71,10 +37,7 @@ fn bench(c: &mut Criterion) {
         let mut i = 0u64;
         b.iter(|| {
             i += 1;
-            let input = Input::VisitorMessage {
-                client_id: i.to_string(),
-                text: "Where is my parcel?".into(),
-            };
+            let input = Input::VisitorMessage { client_id: i.to_string(), text: "Where is my parcel?".into() };
             black_box(s.handle(input, now).unwrap());
             while let Some(output) = s.poll_output() {
                 if let Output::AskBot { text, .. } = output {

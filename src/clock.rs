@@ -15,10 +15,7 @@ pub struct Now {
 impl Now {
     /// The same point moved forward by `d` on both clocks.
     pub fn plus(self, d: Duration) -> Now {
-        Now {
-            mono: self.mono + d,
-            wall: self.wall + d,
-        }
+        Now { mono: self.mono + d, wall: self.wall + d }
     }
 }
 
@@ -38,10 +35,7 @@ impl Clock {
 
     pub fn now(&self) -> Now {
         match self {
-            Clock::System => Now {
-                mono: Instant::now(),
-                wall: OffsetDateTime::now_utc(),
-            },
+            Clock::System => Now { mono: Instant::now(), wall: OffsetDateTime::now_utc() },
             Clock::Manual(now) => *now.lock().expect("clock lock"),
         }
     }
@@ -62,6 +56,5 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
 
 /// The inverse of [`unix_ms`].
 pub fn from_unix_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

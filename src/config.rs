@@ -100,15 +100,9 @@ pub enum BotKind {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
-    Parse {
-        path: String,
-        source: toml::de::Error,
-    },
+    Parse { path: String, source: toml::de::Error },
     #[error("environment variable {var}: {reason}")]
     Env { var: String, reason: String },
     #[error("{0}")]
@@ -122,23 +116,16 @@ impl Config {
     }
 
     /// As [`Config::load`], reading variables through `env` (tests pass their own).
-    pub fn load_with_env(
-        file: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load_with_env(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut tree = parse(DEFAULT_TOML, "config/default.toml")?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.into(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
             merge(&mut tree, parse(&text, &path.display().to_string())?);
         }
         apply_env(&mut tree, "HARK", &env)?;
-        let config: Config = tree.try_into().map_err(|source| ConfigError::Parse {
-            path: "settings".into(),
-            source,
-        })?;
+        let config: Config =
+            tree.try_into().map_err(|source| ConfigError::Parse { path: "settings".into(), source })?;
         config.validate()?;
         Ok(config)
     }
@@ -146,16 +133,11 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         for site in &self.sites {
             if site.bot == BotKind::Http && site.bot_url.is_empty() {
-                return Err(ConfigError::Invalid(format!(
-                    "site {:?}: bot = \"http\" needs bot_url",
-                    site.key
-                )));
+                return Err(ConfigError::Invalid(format!("site {:?}: bot = \"http\" needs bot_url", site.key)));
             }
         }
         if self.chat.rate_per_sec <= 0.0 || self.chat.rate_burst == 0 {
-            return Err(ConfigError::Invalid(
-                "chat.rate_per_sec and chat.rate_burst must be > 0".into(),
-            ));
+            return Err(ConfigError::Invalid("chat.rate_per_sec and chat.rate_burst must be > 0".into()));
         }
         Ok(())
     }
@@ -163,10 +145,7 @@ impl Config {
     /// The database URL, defaulting to SQLite in the data directory.
     pub fn database_url(&self) -> String {
         if self.database.url.is_empty() {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("hark.db").display()
-            )
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("hark.db").display())
         } else {
             self.database.url.clone()
         }
@@ -174,10 +153,7 @@ impl Config {
 }
 
 fn parse(text: &str, path: &str) -> Result<Value, ConfigError> {
-    toml::from_str(text).map_err(|source| ConfigError::Parse {
-        path: path.into(),
-        source,
-    })
+    toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })
 }
 
 /// Tables merge key by key; any other value (lists included) replaces.
@@ -198,11 +174,7 @@ fn merge(base: &mut Value, over: Value) {
 }
 
 /// Overrides every leaf whose `PREFIX_PATH` variable is set, parsed as the leaf's own type.
-fn apply_env(
-    node: &mut Value,
-    prefix: &str,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
+fn apply_env(node: &mut Value, prefix: &str, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     match node {
         Value::Table(table) => {
             for (key, child) in table.iter_mut() {
@@ -216,10 +188,7 @@ fn apply_env(
         }
         leaf => {
             if let Some(raw) = env(prefix) {
-                *leaf = env_value(leaf, &raw).map_err(|reason| ConfigError::Env {
-                    var: prefix.into(),
-                    reason,
-                })?;
+                *leaf = env_value(leaf, &raw).map_err(|reason| ConfigError::Env { var: prefix.into(), reason })?;
             }
         }
     }
@@ -227,18 +196,13 @@ fn apply_env(
 }
 
 fn env_value(like: &Value, raw: &str) -> Result<Value, String> {
-    let bad =
-        |e: &dyn std::fmt::Display| format!("{raw:?} is not a valid {}: {e}", like.type_str());
+    let bad = |e: &dyn std::fmt::Display| format!("{raw:?} is not a valid {}: {e}", like.type_str());
     Ok(match like {
         Value::Integer(_) => Value::Integer(raw.trim().parse().map_err(|e| bad(&e))?),
         Value::Float(_) => Value::Float(raw.trim().parse().map_err(|e| bad(&e))?),
         Value::Boolean(_) => Value::Boolean(raw.trim().parse().map_err(|e| bad(&e))?),
         Value::Array(_) => Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| Value::String(s.to_string()))
-                .collect(),
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_string())).collect(),
         ),
         _ => Value::String(raw.to_string()),
     })
@@ -250,10 +214,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::load_with_env(None, |name| vars.get(name).cloned())
     }
 
@@ -291,13 +252,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = load(&[("HARK_CHAT_RATE_BURST", "lots")])
-            .unwrap_err()
-            .to_string();
+        let err = load(&[("HARK_CHAT_RATE_BURST", "lots")]).unwrap_err().to_string();
         assert!(err.contains("HARK_CHAT_RATE_BURST"), "{err}");
-        let err = load(&[("HARK_HTTP_ADDR", "nowhere")])
-            .unwrap_err()
-            .to_string();
+        let err = load(&[("HARK_HTTP_ADDR", "nowhere")]).unwrap_err().to_string();
         assert!(err.contains("addr"), "{err}");
     }
 
@@ -306,16 +263,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hark-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("hark.toml");
-        std::fs::write(&file, "[chat]\nidle_timeout_secs = 5\n[[sites]]\nkey = \"a\"\ntenant = \"t\"\nbot = \"none\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[chat]\nidle_timeout_secs = 5\n[[sites]]\nkey = \"a\"\ntenant = \"t\"\nbot = \"none\"\n",
+        )
+        .unwrap();
         let c = Config::load_with_env(Some(&file), |_| None).unwrap();
         assert_eq!(c.chat.idle_timeout_secs, 5);
         assert_eq!(c.chat.max_frame_bytes, 8192);
         assert_eq!(c.sites.len(), 1);
         assert_eq!(c.sites[0].bot, BotKind::None);
         std::fs::write(&file, "[chat]\nidle_timeout = 5\n").unwrap();
-        let err = Config::load_with_env(Some(&file), |_| None)
-            .unwrap_err()
-            .to_string();
+        let err = Config::load_with_env(Some(&file), |_| None).unwrap_err().to_string();
         assert!(err.contains("idle_timeout"), "{err}");
     }
 }

@@ -8,11 +8,7 @@ use hark::config::{Config, LogConfig, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(
-    name = "hark",
-    version,
-    about = "Hears every contact-center conversation while it happens"
-)]
+#[command(name = "hark", version, about = "Hears every contact-center conversation while it happens")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -37,10 +37,7 @@ pub fn install() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Suffix("_seconds".into()),
-                    &[
-                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                        0.25, 1.0,
-                    ],
+                    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
                 )
                 .expect("bucket list is not empty")
                 .build_recorder();
@@ -60,25 +57,11 @@ fn describe() {
     describe_counter!(MESSAGES, "Log entries appended, by channel and author role");
     describe_counter!(SESSIONS_ENDED, "Sessions ended, by channel and reason");
     describe_gauge!(SOCKETS, "Open WebSocket connections by socket");
-    describe_counter!(
-        SOCKET_CLOSES,
-        "WebSocket closes initiated by hark, by socket and close code"
-    );
+    describe_counter!(SOCKET_CLOSES, "WebSocket closes initiated by hark, by socket and close code");
     describe_counter!(TAKEOVERS, "Supervisor take-overs by outcome");
-    describe_histogram!(
-        FANOUT_SECONDS,
-        Unit::Seconds,
-        "Append-to-socket latency of log entries"
-    );
+    describe_histogram!(FANOUT_SECONDS, Unit::Seconds, "Append-to-socket latency of log entries");
     describe_counter!(BOT_REPLIES, "Bot replies by bot and outcome");
     describe_counter!(STORE_ERRORS, "Failed database commits (retried)");
-    describe_histogram!(
-        STORE_COMMIT_SECONDS,
-        Unit::Seconds,
-        "Database commit time per write batch"
-    );
-    describe_counter!(
-        AUTH_REFUSALS,
-        "Requests refused for authentication, by reason"
-    );
+    describe_histogram!(STORE_COMMIT_SECONDS, Unit::Seconds, "Database commit time per write batch");
+    describe_counter!(AUTH_REFUSALS, "Requests refused for authentication, by reason");
 }

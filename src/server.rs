@@ -45,10 +45,7 @@ pub struct Site {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -56,25 +53,17 @@ pub enum StartError {
     #[error("{path}: {source}")]
     Faq { path: String, source: FaqError },
     #[error("cannot read {path}: {source}")]
-    FaqRead {
-        path: String,
-        source: std::io::Error,
-    },
+    FaqRead { path: String, source: std::io::Error },
     #[error("HTTP address {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
 }
 
 impl App {
     pub async fn new(config: Config, clock: Clock) -> Result<Arc<App>, StartError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
         let metrics = crate::metrics::install();
         let store = Store::connect(&config.database_url(), config.database.max_connections).await?;
         let source = crate::api::auth::bootstrap_admin(&store, &config, clock.now().wall).await?;
@@ -88,32 +77,17 @@ impl App {
         let sites = config
             .sites
             .iter()
-            .map(|s| {
-                (
-                    s.key.clone(),
-                    Site {
-                        tenant: s.tenant.clone(),
-                        bot: Arc::new(Bot::for_site(s, &faq, &client)),
-                    },
-                )
-            })
+            .map(|s| (s.key.clone(), Site { tenant: s.tenant.clone(), bot: Arc::new(Bot::for_site(s, &faq, &client)) }))
             .collect();
-        let origin = Origin::new(
-            &config.http.geoip_db,
-            config.http.trusted_proxies.clone(),
-            &config.http.country_header,
-        )?;
+        let origin =
+            Origin::new(&config.http.geoip_db, config.http.trusted_proxies.clone(), &config.http.country_header)?;
         let registry = Registry::new();
         let timing = Timing {
             idle_timeout: Duration::from_secs(config.chat.idle_timeout_secs),
             release_grace: Duration::from_secs(config.supervise.release_grace_secs),
         };
-        let sessions = actor::Context {
-            registry: registry.clone(),
-            writer: writer.clone(),
-            clock: clock.clone(),
-            timing,
-        };
+        let sessions =
+            actor::Context { registry: registry.clone(), writer: writer.clone(), clock: clock.clone(), timing };
         Ok(Arc::new(App {
             config,
             clock,
@@ -131,31 +105,18 @@ impl App {
 
 fn load_faq(path: &str) -> Result<Faq, StartError> {
     if path.is_empty() {
-        return Faq::parse(DEFAULT_FAQ).map_err(|source| StartError::Faq {
-            path: "config/faq.toml (embedded)".into(),
-            source,
-        });
+        return Faq::parse(DEFAULT_FAQ)
+            .map_err(|source| StartError::Faq { path: "config/faq.toml (embedded)".into(), source });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| StartError::FaqRead {
-        path: path.into(),
-        source,
-    })?;
-    Faq::parse(&text).map_err(|source| StartError::Faq {
-        path: path.into(),
-        source,
-    })
+    let text = std::fs::read_to_string(path).map_err(|source| StartError::FaqRead { path: path.into(), source })?;
+    Faq::parse(&text).map_err(|source| StartError::Faq { path: path.into(), source })
 }
 
 /// Runs the server until `signal` completes, then shuts down gracefully.
-pub async fn serve(
-    config: Config,
-    signal: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
+pub async fn serve(config: Config, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
     let addr = config.http.addr;
     let app = App::new(config, Clock::System).await?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     tracing::info!(addr = %listener.local_addr().map_err(StartError::Serve)?, "hark is listening");
     let shutdown = app.shutdown.clone();
     tokio::spawn(async move {
@@ -170,8 +131,7 @@ pub async fn serve(
             upkeep.run_upkeep();
         }
     });
-    let router =
-        crate::api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let router = crate::api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, router)
         .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
         .await

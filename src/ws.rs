@@ -26,10 +26,7 @@ pub struct Close {
 
 impl Close {
     pub fn new(code: u16, reason: impl Into<String>) -> Close {
-        Close {
-            code,
-            reason: reason.into(),
-        }
+        Close { code, reason: reason.into() }
     }
 }
 
@@ -45,8 +42,7 @@ const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 /// the peer sent meanwhile are read rather than reset. Reasons are cut to the 123 bytes a
 /// close frame holds.
 pub async fn close(ws: &mut WebSocket, socket: &'static str, close: Close) {
-    metrics::counter!(SOCKET_CLOSES, "socket" => socket, "code" => close.code.to_string())
-        .increment(1);
+    metrics::counter!(SOCKET_CLOSES, "socket" => socket, "code" => close.code.to_string()).increment(1);
     let mut reason = close.reason;
     if reason.len() > 123 {
         let mut cut = 123;
@@ -55,11 +51,18 @@ pub async fn close(ws: &mut WebSocket, socket: &'static str, close: Close) {
         }
         reason.truncate(cut);
     }
-    let frame = CloseFrame {
-        code: close.code,
-        reason: reason.into(),
-    };
-    let _ = ws.send(Message::Close(Some(frame))).await;
+    let frame = CloseFrame { code: close.code, reason: reason.into() };
+    if ws.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(message)) = ws.recv().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// What a received frame means to a JSON socket.
@@ -81,14 +84,8 @@ pub fn parse<T: DeserializeOwned>(
         Some(Err(error)) => {
             // tungstenite refuses frames far over its own limit before we see them.
             let text = error.to_string();
-            return if text.contains("too long")
-                || text.contains("too big")
-                || text.contains("Space limit")
-            {
-                Err(Close::new(
-                    TOO_BIG,
-                    format!("frame exceeds {max_bytes} bytes"),
-                ))
+            return if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+                Err(Close::new(TOO_BIG, format!("frame exceeds {max_bytes} bytes")))
             } else {
                 Ok(Incoming::Gone)
             };
@@ -98,19 +95,13 @@ pub fn parse<T: DeserializeOwned>(
     match message {
         Message::Text(text) => {
             if text.len() > max_bytes {
-                return Err(Close::new(
-                    TOO_BIG,
-                    format!("frame exceeds {max_bytes} bytes"),
-                ));
+                return Err(Close::new(TOO_BIG, format!("frame exceeds {max_bytes} bytes")));
             }
             serde_json::from_str(text.as_str())
                 .map(Incoming::Frame)
                 .map_err(|e| Close::new(BAD_MESSAGE, format!("malformed JSON: {e}")))
         }
-        Message::Binary(_) => Err(Close::new(
-            UNSUPPORTED_DATA,
-            "binary frames are not accepted",
-        )),
+        Message::Binary(_) => Err(Close::new(UNSUPPORTED_DATA, "binary frames are not accepted")),
         _ => Ok(Incoming::Nothing),
     }
 }

@@ -11,19 +11,17 @@ use serde_json::{json, Value};
 async fn finished_chat(server: &Server) -> String {
     let (mut visitor, welcome) = server.visitor().await;
     let id = welcome["session_id"].as_str().unwrap().to_string();
-    visitor
-        .send(json!({"type": "message", "client_id": "c1", "text": "Where is my parcel?"}))
-        .await;
+    visitor.send(json!({"type": "message", "client_id": "c1", "text": "Where is my parcel?"})).await;
     visitor.recv_type("message").await;
     let (mut supervisor, _) = server.supervisor(ADMIN).await;
-    supervisor
-        .send(json!({"type": "take_over", "session_id": id, "agent_name": "Dana"}))
-        .await;
-    supervisor.recv_type("ok").await;
-    supervisor
-        .send(json!({"type": "send", "session_id": id, "text": "שלום, Dana here"}))
-        .await;
-    supervisor.recv_type("ok").await;
+    assert_eq!(
+        supervisor.command(json!({"type": "take_over", "session_id": id, "agent_name": "Dana"})).await["type"],
+        "ok"
+    );
+    assert_eq!(
+        supervisor.command(json!({"type": "send", "session_id": id, "text": "שלום, Dana here"})).await["type"],
+        "ok"
+    );
     visitor.recv_type("message").await;
     visitor.recv_type("message").await;
     visitor.send(json!({"type": "leave"})).await;
@@ -36,10 +34,7 @@ fn check_finished(record: &Value) {
     assert_eq!(record["end_reason"], "visitor_left");
     assert_eq!(record["message_count"], 3);
     let messages = record["messages"].as_array().unwrap();
-    let roles: Vec<_> = messages
-        .iter()
-        .map(|m| m["author"]["role"].as_str().unwrap())
-        .collect();
+    let roles: Vec<_> = messages.iter().map(|m| m["author"]["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["visitor", "bot", "system", "agent"]);
     assert_eq!(messages[0]["client_id"], "c1");
     assert_eq!(messages[3]["author"]["name"], "Dana");
@@ -61,28 +56,15 @@ async fn sessions_survive_restarts(env: &[(&str, &str)]) {
     // A chat still live at a graceful stop: the widget is told, the chat is kept as interrupted.
     let (mut visitor, welcome) = server.visitor().await;
     let live = welcome["session_id"].as_str().unwrap().to_string();
-    visitor
-        .send(json!({"type": "message", "client_id": "c1", "text": "hello"}))
-        .await;
+    visitor.send(json!({"type": "message", "client_id": "c1", "text": "hello"})).await;
     visitor.recv_type("message").await;
     server.stop().await;
-    assert_eq!(
-        visitor.closed().await,
-        (1001, "server shutting down".into())
-    );
+    assert_eq!(visitor.closed().await, (1001, "server shutting down".into()));
 
     server.restart().await;
     let (_, ended) = server.get("/v1/sessions?state=ended", ADMIN).await;
-    let ids: Vec<_> = ended
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["session_id"].as_str().unwrap())
-        .collect();
-    assert!(
-        ids.contains(&finished.as_str()) && ids.contains(&live.as_str()),
-        "{ended}"
-    );
+    let ids: Vec<_> = ended.as_array().unwrap().iter().map(|c| c["session_id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&finished.as_str()) && ids.contains(&live.as_str()), "{ended}");
     let (_, record) = server.get(&format!("/v1/sessions/{finished}"), ADMIN).await;
     check_finished(&record);
     let (_, record) = server.get(&format!("/v1/sessions/{live}"), ADMIN).await;
@@ -95,32 +77,18 @@ async fn sessions_survive_restarts(env: &[(&str, &str)]) {
     let (mut visitor, welcome) = server.visitor().await;
     let crashed = welcome["session_id"].as_str().unwrap().to_string();
     for i in 0..3 {
-        visitor
-            .send(json!({"type": "message", "client_id": format!("k{i}"), "text": "hello"}))
-            .await;
+        visitor.send(json!({"type": "message", "client_id": format!("k{i}"), "text": "hello"})).await;
         visitor.recv_type("ack").await;
     }
     let (_, record) = server.get(&format!("/v1/sessions/{crashed}"), ADMIN).await;
-    assert_eq!(
-        record["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["author"]["role"] == "visitor")
-            .count(),
-        3
-    );
+    assert_eq!(record["messages"].as_array().unwrap().iter().filter(|m| m["author"]["role"] == "visitor").count(), 3);
     // Acknowledged means committed: the process dies right after the last ack.
     server.crash();
     server.restart().await;
     let (_, record) = server.get(&format!("/v1/sessions/{crashed}"), ADMIN).await;
     assert_eq!(record["end_reason"], "interrupted");
-    let visitor_messages = record["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["author"]["role"] == "visitor")
-        .count();
+    let visitor_messages =
+        record["messages"].as_array().unwrap().iter().filter(|m| m["author"]["role"] == "visitor").count();
     assert_eq!(visitor_messages, 3, "{record}");
 }
 
@@ -140,16 +108,11 @@ async fn listing_checks_its_parameters() {
     let server = Server::start(&[]).await;
     let (status, problem) = server.get("/v1/sessions?state=bogus", ADMIN).await;
     assert_eq!(status, 400);
-    assert!(problem["detail"]
-        .as_str()
-        .unwrap()
-        .contains("live or ended"));
+    assert!(problem["detail"].as_str().unwrap().contains("live or ended"));
     let (status, _) = server.get("/v1/sessions?limit=0", ADMIN).await;
     assert_eq!(status, 400);
     let (status, _) = server.get("/v1/sessions/not-a-uuid", ADMIN).await;
     assert_eq!(status, 400);
-    let (status, problem) = server
-        .get(&format!("/v1/sessions/{}", uuid::Uuid::new_v4()), ADMIN)
-        .await;
+    let (status, problem) = server.get(&format!("/v1/sessions/{}", uuid::Uuid::new_v4()), ADMIN).await;
     assert_eq!((status, problem["status"].as_u64()), (404, Some(404)));
 }

@@ -40,29 +40,17 @@ fn refuse(reason: &'static str, detail: &str) -> Problem {
 
 /// The principal of the `Authorization: Bearer` header or, for browsers' WebSockets, the
 /// `access_token` query parameter.
-pub async fn authenticate(
-    app: &App,
-    headers: &HeaderMap,
-    query_token: Option<&str>,
-) -> Result<Principal, Problem> {
+pub async fn authenticate(app: &App, headers: &HeaderMap, query_token: Option<&str>) -> Result<Principal, Problem> {
     let header_token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
     let Some(token) = header_token.or(query_token).filter(|t| !t.is_empty()) else {
         return Err(refuse("missing", "a bearer token is required"));
     };
     match app.store.token_by_hash(&sha256_hex(token)).await {
-        Ok(Some(row)) => Ok(Principal {
-            id: row.id,
-            name: row.name,
-            tenant: row.tenant,
-            admin: row.admin,
-        }),
+        Ok(Some(row)) => Ok(Principal { id: row.id, name: row.name, tenant: row.tenant, admin: row.admin }),
         Ok(None) => Err(refuse("unknown", "unknown bearer token")),
         Err(error) => Err(Problem::internal(error)),
     }
@@ -78,38 +66,23 @@ impl FromRequestParts<Arc<App>> for Principal {
 
 /// Installs the admin token: the configured one, or one generated once and kept in
 /// DATA_DIR/admin-token. Returns where it came from, for the start-up log.
-pub async fn bootstrap_admin(
-    store: &Store,
-    config: &Config,
-    now: time::OffsetDateTime,
-) -> Result<String, StoreError> {
+pub async fn bootstrap_admin(store: &Store, config: &Config, now: time::OffsetDateTime) -> Result<String, StoreError> {
     let (token, source) = if config.admin_token.is_empty() {
         let path = config.data_dir.join("admin-token");
         let token = match std::fs::read_to_string(&path) {
             Ok(token) if !token.trim().is_empty() => token.trim().to_string(),
             _ => {
                 let token = generate();
-                write_secret(&path, &token)
-                    .map_err(|e| StoreError::Value(format!("{}: {e}", path.display())))?;
+                write_secret(&path, &token).map_err(|e| StoreError::Value(format!("{}: {e}", path.display())))?;
                 token
             }
         };
         (token, format!("{}", path.display()))
     } else {
-        (
-            config.admin_token.clone(),
-            "admin_token setting".to_string(),
-        )
+        (config.admin_token.clone(), "admin_token setting".to_string())
     };
-    let row = TokenRow {
-        id: "admin".into(),
-        name: "admin".into(),
-        tenant: config.admin_tenant.clone(),
-        admin: true,
-    };
-    store
-        .put_token(&row, &sha256_hex(&token), unix_ms(now))
-        .await?;
+    let row = TokenRow { id: "admin".into(), name: "admin".into(), tenant: config.admin_tenant.clone(), admin: true };
+    store.put_token(&row, &sha256_hex(&token), unix_ms(now)).await?;
     Ok(source)
 }
 
@@ -119,7 +92,5 @@ fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)?
-        .write_all(format!("{secret}\n").as_bytes())
+    options.open(path)?.write_all(format!("{secret}\n").as_bytes())
 }

@@ -53,18 +53,13 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{
-            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-        };
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
         let components = api.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
-        api.security = Some(vec![SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
+        api.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
     }
 }
 
@@ -96,23 +91,10 @@ async fn list_sessions(
         "live" => {
             let now = app.clock.now().wall;
             let cards = app.registry.cards(Some(&principal.tenant), None);
-            Ok(Json(
-                cards
-                    .iter()
-                    .take(limit as usize)
-                    .map(|c| c.at(now))
-                    .collect(),
-            ))
+            Ok(Json(cards.iter().take(limit as usize).map(|c| c.at(now)).collect()))
         }
-        "ended" => app
-            .store
-            .ended_sessions(&principal.tenant, limit)
-            .await
-            .map(Json)
-            .map_err(Problem::internal),
-        other => Err(Problem::bad_request(format!(
-            "state must be live or ended, not {other:?}"
-        ))),
+        "ended" => app.store.ended_sessions(&principal.tenant, limit).await.map(Json).map_err(Problem::internal),
+        other => Err(Problem::bad_request(format!("state must be live or ended, not {other:?}"))),
     }
 }
 
@@ -124,14 +106,8 @@ async fn get_session(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<SessionRecord>, Problem> {
-    let id: SessionId = id
-        .parse()
-        .map_err(|_| Problem::bad_request(format!("{id:?} is not a session id")))?;
-    if let Some(live) = app
-        .registry
-        .get(&id)
-        .filter(|l| l.card.tenant == principal.tenant)
-    {
+    let id: SessionId = id.parse().map_err(|_| Problem::bad_request(format!("{id:?} is not a session id")))?;
+    if let Some(live) = app.registry.get(&id).filter(|l| l.card.tenant == principal.tenant) {
         if let Some(record) = ask(&live, |reply| Command::Record { reply }).await {
             return Ok(Json(record));
         }
@@ -183,14 +159,8 @@ async fn create_token(
         admin: request.admin,
     };
     let now = crate::clock::unix_ms(app.clock.now().wall);
-    app.store
-        .put_token(&row, &auth::sha256_hex(&token), now)
-        .await
-        .map_err(Problem::internal)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(TokenCreated { id: row.id, token }),
-    ))
+    app.store.put_token(&row, &auth::sha256_hex(&token), now).await.map_err(Problem::internal)?;
+    Ok((StatusCode::CREATED, Json(TokenCreated { id: row.id, token })))
 }
 
 /// The process is up.
@@ -203,24 +173,12 @@ async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", security(), responses((status = 200), (status = 503, body = Problem)))]
 async fn readyz(State(app): State<Arc<App>>) -> Result<&'static str, Problem> {
     if app.shutdown.is_cancelled() {
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting down",
-        ));
+        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
     }
-    app.store
-        .ping()
-        .await
-        .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")))?;
+    app.store.ping().await.map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")))?;
     Ok("ready\n")
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        app.metrics.render(),
-    )
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render())
 }

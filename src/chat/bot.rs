@@ -71,11 +71,7 @@ pub enum FaqError {
     #[error("knowledge file: {0}")]
     Toml(#[from] toml::de::Error),
     #[error("knowledge file, answer {answer}: pattern {pattern:?}: {source}")]
-    Pattern {
-        answer: usize,
-        pattern: String,
-        source: regex::Error,
-    },
+    Pattern { answer: usize, pattern: String, source: regex::Error },
 }
 
 impl Faq {
@@ -90,22 +86,16 @@ impl Faq {
                         a.patterns
                             .iter()
                             .map(|p| {
-                                RegexBuilder::new(p).case_insensitive(true).build().map_err(
-                                    |source| FaqError::Pattern {
-                                        answer: i + 1,
-                                        pattern: p.clone(),
-                                        source,
-                                    },
-                                )
+                                RegexBuilder::new(p)
+                                    .case_insensitive(true)
+                                    .build()
+                                    .map_err(|source| FaqError::Pattern { answer: i + 1, pattern: p.clone(), source })
                             })
                             .collect::<Result<Vec<_>, _>>()?;
                     Ok((patterns, a.reply))
                 })
                 .collect::<Result<Vec<_>, FaqError>>()?;
-        Ok(Faq {
-            answers,
-            fallback: file.fallback,
-        })
+        Ok(Faq { answers, fallback: file.fallback })
     }
 
     pub fn answer(&self, text: &str) -> &str {
@@ -145,14 +135,8 @@ struct BotResponse {
 
 impl HttpBot {
     pub async fn ask(&self, request: &BotRequest<'_>) -> Result<Option<String>, reqwest::Error> {
-        let response = self
-            .client
-            .post(&self.url)
-            .timeout(self.timeout)
-            .json(request)
-            .send()
-            .await?
-            .error_for_status()?;
+        let response =
+            self.client.post(&self.url).timeout(self.timeout).json(request).send().await?.error_for_status()?;
         if response.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(None);
         }
@@ -168,20 +152,15 @@ mod tests {
     #[test]
     fn the_embedded_knowledge_file_answers_and_falls_back() {
         let faq = Faq::parse(DEFAULT_FAQ).unwrap();
-        assert!(faq
-            .answer("What are your OPENING HOURS?")
-            .contains("Monday to Friday"));
+        assert!(faq.answer("What are your OPENING HOURS?").contains("Monday to Friday"));
         assert!(faq.answer("where is my parcel").contains("track"));
-        assert!(faq
-            .answer("Tell me about quantum physics")
-            .contains("Let me get a person"));
+        assert!(faq.answer("Tell me about quantum physics").contains("Let me get a person"));
     }
 
     #[test]
     fn a_bad_pattern_names_its_answer() {
-        let err = Faq::parse("fallback = \"x\"\n[[answers]]\npatterns = [\"(\"]\nreply = \"y\"\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            Faq::parse("fallback = \"x\"\n[[answers]]\npatterns = [\"(\"]\nreply = \"y\"\n").unwrap_err().to_string();
         assert!(err.contains("answer 1"), "{err}");
     }
 }

@@ -13,12 +13,7 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket of `burst` tokens refilling at `rate_per_sec`.
     pub fn new(rate_per_sec: f64, burst: u32, now: Instant) -> TokenBucket {
-        TokenBucket {
-            rate_per_sec,
-            burst: burst as f64,
-            tokens: burst as f64,
-            last: now,
-        }
+        TokenBucket { rate_per_sec, burst: burst as f64, tokens: burst as f64, last: now }
     }
 
     /// Takes one token if there is one.

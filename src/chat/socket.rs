@@ -16,7 +16,7 @@ use crate::server::App;
 use crate::session::actor::{self, Command, Event, Subscription};
 use crate::session::core::{Input, Refusal, Reply};
 use crate::session::registry::Live;
-use crate::session::{origin, Author, Card, Channel, EndReason, Entry, Holder};
+use crate::session::{origin, Author, Card, Channel, EndReason, Entry};
 use crate::ws::{self, Close, Incoming};
 
 use super::limit::TokenBucket;
@@ -39,14 +39,9 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let visitor = Visitor {
-        country: app.origin.country(peer.ip(), &headers),
-        device: origin::device_class(user_agent),
-    };
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let visitor =
+        Visitor { country: app.origin.country(peer.ip(), &headers), device: origin::device_class(user_agent) };
     let ceiling = ws::READ_CEILING.max(app.config.chat.max_frame_bytes);
     upgrade
         .max_message_size(ceiling)
@@ -71,22 +66,12 @@ async fn run(app: &App, socket: &mut WebSocket, visitor: Visitor) -> Option<Clos
         _ = app.shutdown.cancelled() => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
     };
     let hello = match first {
-        Err(_) => {
-            return Some(Close::new(
-                ws::TIMEOUT,
-                format!("no hello within {} s", hello_timeout.as_secs()),
-            ))
-        }
+        Err(_) => return Some(Close::new(ws::TIMEOUT, format!("no hello within {} s", hello_timeout.as_secs()))),
         Ok(Err(close)) => return Some(close),
         Ok(Ok(None)) => return None,
         Ok(Ok(Some(frame))) => frame,
     };
-    let VisitorFrame::Hello {
-        site_key,
-        resume_token,
-        last_seq,
-    } = hello
-    else {
+    let VisitorFrame::Hello { site_key, resume_token, last_seq } = hello else {
         return Some(Close::new(ws::BAD_MESSAGE, "expected hello"));
     };
     let Some(site) = app.sites.get(&site_key) else {
@@ -107,22 +92,11 @@ async fn run(app: &App, socket: &mut WebSocket, visitor: Visitor) -> Option<Clos
     let Some(attached) = ask(&live, |reply| Command::Attach { reply }).await else {
         return Some(Close::new(ws::UNKNOWN_SESSION, "unknown session"));
     };
-    let Some(sub) = ask(&live, |reply| Command::Subscribe {
-        after: last_seq,
-        reply,
-    })
-    .await
-    else {
+    let Some(sub) = ask(&live, |reply| Command::Subscribe { after: last_seq, reply }).await else {
         return ended();
     };
     let close = if last_seq > sub.last_seq {
-        Some(Close::new(
-            ws::BAD_MESSAGE,
-            format!(
-                "last_seq {last_seq} is beyond the session's {}",
-                sub.last_seq
-            ),
-        ))
+        Some(Close::new(ws::BAD_MESSAGE, format!("last_seq {last_seq} is beyond the session's {}", sub.last_seq)))
     } else {
         let welcome = ServerFrame::Welcome {
             session_id: live.card.session_id,
@@ -133,47 +107,20 @@ async fn run(app: &App, socket: &mut WebSocket, visitor: Visitor) -> Option<Clos
             bot_name: &app.config.chat.bot_name,
         };
         match ws::send(socket, &welcome).await {
-            Ok(()) => {
-                Connection {
-                    app,
-                    live: &live,
-                    socket,
-                    bucket: None,
-                }
-                .serve(sub, attached.kicked)
-                .await
-            }
+            Ok(()) => Connection { app, live: &live, socket, bucket: None }.serve(sub, attached.kicked).await,
             Err(_) => None,
         }
     };
-    let _ = live
-        .commands
-        .send(Command::Detach {
-            conn: attached.conn,
-        })
-        .await;
+    let _ = live.commands.send(Command::Detach { conn: attached.conn }).await;
     close
 }
 
 fn new_card(app: &App, site: &str, tenant: &str, visitor: Visitor) -> Card {
+    let started_at = app.clock.now().wall;
     Card {
-        session_id: uuid::Uuid::new_v4(),
-        tenant: tenant.to_string(),
-        site: site.to_string(),
-        channel: Channel::Chat,
-        state: "live".into(),
-        started_at: app.clock.now().wall,
-        duration_secs: 0,
-        message_count: 0,
-        last_message: None,
-        last_message_at: None,
         country: visitor.country,
         device: visitor.device.to_string(),
-        holder: Holder::Bot,
-        visitor_online: false,
-        sentiment: None,
-        ended_at: None,
-        end_reason: None,
+        ..Card::new(uuid::Uuid::new_v4(), tenant, site, Channel::Chat, started_at)
     }
 }
 
@@ -186,10 +133,7 @@ pub async fn ask<T>(live: &Live, command: impl FnOnce(oneshot::Sender<T>) -> Com
 }
 
 /// The next JSON frame, skipping pings; Ok(None) when the peer is gone.
-async fn next_frame(
-    socket: &mut WebSocket,
-    max_bytes: usize,
-) -> Result<Option<VisitorFrame>, Close> {
+async fn next_frame(socket: &mut WebSocket, max_bytes: usize) -> Result<Option<VisitorFrame>, Close> {
     loop {
         match ws::parse(socket.recv().await, max_bytes)? {
             Incoming::Frame(frame) => return Ok(Some(frame)),
@@ -207,11 +151,7 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
-    async fn serve(
-        &mut self,
-        sub: Subscription,
-        mut kicked: oneshot::Receiver<()>,
-    ) -> Option<Close> {
+    async fn serve(&mut self, sub: Subscription, mut kicked: oneshot::Receiver<()>) -> Option<Close> {
         let max_bytes = self.app.config.chat.max_frame_bytes;
         // Highest seq taken from the log stream: replays and live events never repeat it.
         let mut streamed = sub.last_seq;
@@ -273,14 +213,7 @@ impl Connection<'_> {
     async fn send_entry(&mut self, entry: &Entry) -> Result<(), axum::Error> {
         match (&entry.author, &entry.client_id) {
             (Author::Visitor, Some(client_id)) => {
-                ws::send(
-                    self.socket,
-                    &ServerFrame::Ack {
-                        client_id,
-                        seq: entry.seq,
-                    },
-                )
-                .await
+                ws::send(self.socket, &ServerFrame::Ack { client_id, seq: entry.seq }).await
             }
             _ => ws::send(self.socket, &ServerFrame::Message(entry)).await,
         }
@@ -289,10 +222,7 @@ impl Connection<'_> {
     /// Sends entries the visitor missed, its own included; false if the socket broke.
     async fn replay(&mut self, missed: &[Entry]) -> bool {
         for entry in missed {
-            if ws::send(self.socket, &ServerFrame::Message(entry))
-                .await
-                .is_err()
-            {
+            if ws::send(self.socket, &ServerFrame::Message(entry)).await.is_err() {
                 return false;
             }
         }
@@ -303,22 +233,16 @@ impl Connection<'_> {
     async fn on_frame(&mut self, frame: VisitorFrame) -> Option<Option<Close>> {
         let chat = &self.app.config.chat;
         match frame {
-            VisitorFrame::Hello { .. } => {
-                Some(Some(Close::new(ws::BAD_MESSAGE, "unexpected hello")))
-            }
+            VisitorFrame::Hello { .. } => Some(Some(Close::new(ws::BAD_MESSAGE, "unexpected hello"))),
             VisitorFrame::Leave => {
                 // The session's Ended event closes the socket.
-                let _ = self
-                    .live
-                    .commands
-                    .send(Command::Input(Input::VisitorLeft, None))
-                    .await;
+                let _ = self.live.commands.send(Command::Input(Input::VisitorLeft, None)).await;
                 None
             }
             VisitorFrame::Message { client_id, text } => {
-                let bucket = self.bucket.get_or_insert_with(|| {
-                    TokenBucket::new(chat.rate_per_sec, chat.rate_burst, Instant::now())
-                });
+                let bucket = self
+                    .bucket
+                    .get_or_insert_with(|| TokenBucket::new(chat.rate_per_sec, chat.rate_burst, Instant::now()));
                 if !bucket.try_take(Instant::now()) {
                     return Some(Some(Close::new(ws::RATE_LIMITED, "rate limit exceeded")));
                 }
@@ -337,29 +261,16 @@ impl Connection<'_> {
                         format!("text too long (over {} characters)", chat.max_text_chars),
                     )));
                 }
-                let input = Input::VisitorMessage {
-                    client_id: client_id.clone(),
-                    text,
-                };
+                let input = Input::VisitorMessage { client_id: client_id.clone(), text };
                 match ask(self.live, |reply| Command::Input(input, Some(reply))).await {
                     // A resent message: acknowledge it again; a new one is acked from the stream.
-                    Some(Ok(Reply::Stored {
-                        seq,
-                        duplicate: true,
-                    })) => {
-                        let ack = ServerFrame::Ack {
-                            client_id: &client_id,
-                            seq,
-                        };
+                    Some(Ok(Reply::Stored { seq, duplicate: true })) => {
+                        let ack = ServerFrame::Ack { client_id: &client_id, seq };
                         ws::send(self.socket, &ack).await.err().map(|_| None)
                     }
                     Some(Ok(_)) => None,
-                    Some(Err(Refusal::Ended)) | None => {
-                        Some(Some(Close::new(ws::NORMAL, "session ended")))
-                    }
-                    Some(Err(refusal)) => {
-                        Some(Some(Close::new(ws::BAD_MESSAGE, refusal.to_string())))
-                    }
+                    Some(Err(Refusal::Ended)) | None => Some(Some(Close::new(ws::NORMAL, "session ended"))),
+                    Some(Err(refusal)) => Some(Some(Close::new(ws::BAD_MESSAGE, refusal.to_string()))),
                 }
             }
         }

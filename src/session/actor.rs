@@ -81,10 +81,7 @@ pub async fn start(ctx: &Context, card: Card, bot: Arc<Bot>) -> (String, Live) {
     let core = SessionCore::new(card, ctx.timing, now);
     let resume_token = format!("r_{}", hex::encode(rand::random::<[u8; 24]>()));
     let (commands, rx) = mpsc::channel(COMMANDS);
-    let live = Live {
-        commands: commands.clone(),
-        card: Arc::new(core.card().clone()),
-    };
+    let live = Live { commands: commands.clone(), card: Arc::new(core.card().clone()) };
     ctx.writer.send(Write::Started(core.card().clone())).await;
     ctx.registry.insert(live.clone(), resume_token.clone());
     let actor = Actor {
@@ -159,10 +156,7 @@ impl Actor {
                 if let Some((_, old)) = self.visitor.replace((self.next_conn, kick)) {
                     let _ = old.send(());
                 }
-                let _ = reply.send(Attached {
-                    conn: self.next_conn,
-                    kicked,
-                });
+                let _ = reply.send(Attached { conn: self.next_conn, kicked });
                 self.on_input(Input::VisitorOnline(true));
             }
             Command::Detach { conn } => {
@@ -202,10 +196,7 @@ impl Actor {
                     let channel = self.core.card().channel.as_str();
                     metrics::counter!(crate::metrics::MESSAGES, "channel" => channel, "role" => entry.author.role())
                         .increment(1);
-                    self.ctx
-                        .writer
-                        .send(Write::Entry(self.id, entry.clone()))
-                        .await;
+                    self.ctx.writer.send(Write::Entry(self.id, entry.clone())).await;
                     publish.push(Event::Entry(Arc::new(entry), Instant::now()));
                 }
                 Output::HolderChanged(holder) => publish.push(Event::Holder(holder)),
@@ -213,10 +204,7 @@ impl Actor {
                 Output::CardChanged => card_changed = true,
                 Output::Ended(reason) => {
                     let card = self.core.card().clone();
-                    self.ctx
-                        .writer
-                        .send(Write::Ended(card, self.core.holds().to_vec()))
-                        .await;
+                    self.ctx.writer.send(Write::Ended(card, self.core.holds().to_vec())).await;
                     ended = Some(reason);
                 }
             }
@@ -242,8 +230,7 @@ impl Actor {
         match &*self.bot {
             Bot::Faq(faq) => {
                 let reply = faq.answer(&text).to_string();
-                metrics::counter!(crate::metrics::BOT_REPLIES, "bot" => "faq", "outcome" => "ok")
-                    .increment(1);
+                metrics::counter!(crate::metrics::BOT_REPLIES, "bot" => "faq", "outcome" => "ok").increment(1);
                 self.on_input(Input::BotReply { text: reply });
             }
             Bot::Http(_) => {
@@ -252,11 +239,7 @@ impl Actor {
                 let (id, site) = (self.id, self.core.card().site.clone());
                 tokio::spawn(async move {
                     let Bot::Http(http) = &*bot else { return };
-                    let request = BotRequest {
-                        session_id: id,
-                        site: &site,
-                        message: BotMessage { seq, text: &text },
-                    };
+                    let request = BotRequest { session_id: id, site: &site, message: BotMessage { seq, text: &text } };
                     let (reply, outcome) = match http.ask(&request).await {
                         Ok(reply) => (reply, "ok"),
                         Err(error) => {
@@ -266,9 +249,7 @@ impl Actor {
                     };
                     metrics::counter!(crate::metrics::BOT_REPLIES, "bot" => "http", "outcome" => outcome).increment(1);
                     if let Some(text) = reply {
-                        let _ = commands
-                            .send(Command::Input(Input::BotReply { text }, None))
-                            .await;
+                        let _ = commands.send(Command::Input(Input::BotReply { text }, None)).await;
                     }
                 });
             }

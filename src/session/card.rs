@@ -33,11 +33,7 @@ pub struct Card {
     pub visitor_online: bool,
     /// Live sentiment, filled by the speech and analysis stages.
     pub sentiment: Option<f32>,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,13 +55,34 @@ pub fn preview(text: &str) -> String {
 }
 
 impl Card {
+    /// The card of a session starting at `started_at`: live, held by the bot, nothing said yet,
+    /// origin unknown.
+    pub fn new(session_id: SessionId, tenant: &str, site: &str, channel: Channel, started_at: OffsetDateTime) -> Card {
+        Card {
+            session_id,
+            tenant: tenant.to_string(),
+            site: site.to_string(),
+            channel,
+            state: "live".into(),
+            started_at,
+            duration_secs: 0,
+            message_count: 0,
+            last_message: None,
+            last_message_at: None,
+            country: None,
+            device: "unknown".into(),
+            holder: Holder::Bot,
+            visitor_online: false,
+            sentiment: None,
+            ended_at: None,
+            end_reason: None,
+        }
+    }
+
     /// The card with its duration computed at `now` (live) or at its end.
     pub fn at(&self, now: OffsetDateTime) -> Card {
         let until = self.ended_at.unwrap_or(now);
-        Card {
-            duration_secs: (until - self.started_at).whole_seconds().max(0),
-            ..self.clone()
-        }
+        Card { duration_secs: (until - self.started_at).whole_seconds().max(0), ..self.clone() }
     }
 }
 

@@ -109,11 +109,7 @@ impl SessionCore {
         card.state = "live".into();
         card.started_at = now.wall;
         SessionCore {
-            holds: vec![Hold {
-                holder: Holder::Bot,
-                from: now.wall,
-                until: None,
-            }],
+            holds: vec![Hold { holder: Holder::Bot, from: now.wall, until: None }],
             card,
             log: Vec::new(),
             client_ids: HashMap::new(),
@@ -156,10 +152,7 @@ impl SessionCore {
         if self.is_ended() {
             return None;
         }
-        Some(
-            self.release_at
-                .map_or(self.idle_at, |r| r.min(self.idle_at)),
-        )
+        Some(self.release_at.map_or(self.idle_at, |r| r.min(self.idle_at)))
     }
 
     pub fn handle_timeout(&mut self, now: Now) {
@@ -181,26 +174,14 @@ impl SessionCore {
         match input {
             Input::VisitorMessage { client_id, text } => {
                 if let Some(&seq) = self.client_ids.get(&client_id) {
-                    return Ok(Reply::Stored {
-                        seq,
-                        duplicate: true,
-                    });
+                    return Ok(Reply::Stored { seq, duplicate: true });
                 }
-                let seq = self.append(
-                    Author::Visitor,
-                    text.clone(),
-                    Some(client_id.clone()),
-                    None,
-                    now,
-                );
+                let seq = self.append(Author::Visitor, text.clone(), Some(client_id.clone()), None, now);
                 self.client_ids.insert(client_id, seq);
                 if self.card.holder == Holder::Bot {
                     self.outputs.push_back(Output::AskBot { seq, text });
                 }
-                Ok(Reply::Stored {
-                    seq,
-                    duplicate: false,
-                })
+                Ok(Reply::Stored { seq, duplicate: false })
             }
             Input::BotReply { text } => {
                 if self.card.holder == Holder::Bot {
@@ -212,10 +193,7 @@ impl SessionCore {
             Input::AgentSend { by, text } => {
                 let name = self.held_by(&by)?;
                 let seq = self.append(Author::Agent { name }, text, None, None, now);
-                Ok(Reply::Stored {
-                    seq,
-                    duplicate: false,
-                })
+                Ok(Reply::Stored { seq, duplicate: false })
             }
             Input::Leave { by } => {
                 self.held_by(&by)?;
@@ -229,13 +207,7 @@ impl SessionCore {
                 self.release_at = None;
                 self.holder_by = None;
                 let text = format!("Transferring you to {to}");
-                self.append(
-                    Author::System,
-                    text,
-                    None,
-                    Some(Notice::Transferred { to: to.clone() }),
-                    now,
-                );
+                self.append(Author::System, text, None, Some(Notice::Transferred { to: to.clone() }), now);
                 self.set_holder(Holder::Waiting { queue: to }, now);
                 Ok(Reply::Done)
             }
@@ -266,12 +238,7 @@ impl SessionCore {
         }
     }
 
-    fn take_over(
-        &mut self,
-        by: SupervisorId,
-        agent_name: String,
-        now: Now,
-    ) -> Result<Reply, Refusal> {
+    fn take_over(&mut self, by: SupervisorId, agent_name: String, now: Now) -> Result<Reply, Refusal> {
         if let Holder::Agent { name } = &self.card.holder {
             if self.holder_by.as_ref() != Some(&by) {
                 return Err(Refusal::Held { by: name.clone() });
@@ -283,9 +250,7 @@ impl SessionCore {
         self.holder_by = Some(by);
         self.release_at = None;
         let text = format!("Live agent {agent_name} joined the chat");
-        let notice = Notice::AgentJoined {
-            agent: agent_name.clone(),
-        };
+        let notice = Notice::AgentJoined { agent: agent_name.clone() };
         self.append(Author::System, text, None, Some(notice), now);
         self.set_holder(Holder::Agent { name: agent_name }, now);
         Ok(Reply::Done)
@@ -305,13 +270,7 @@ impl SessionCore {
         self.holder_by = None;
         if let Holder::Agent { name } = self.card.holder.clone() {
             let text = format!("{name} left the chat");
-            self.append(
-                Author::System,
-                text,
-                None,
-                Some(Notice::AgentLeft { agent: name }),
-                now,
-            );
+            self.append(Author::System, text, None, Some(Notice::AgentLeft { agent: name }), now);
             self.set_holder(Holder::Bot, now);
         }
     }
@@ -320,11 +279,7 @@ impl SessionCore {
         if let Some(open) = self.holds.last_mut() {
             open.until = Some(now.wall);
         }
-        self.holds.push(Hold {
-            holder: holder.clone(),
-            from: now.wall,
-            until: None,
-        });
+        self.holds.push(Hold { holder: holder.clone(), from: now.wall, until: None });
         self.card.holder = holder.clone();
         self.outputs.push_back(Output::HolderChanged(holder));
         self.outputs.push_back(Output::CardChanged);
@@ -344,14 +299,7 @@ impl SessionCore {
             self.card.last_message = Some(preview(&text));
             self.card.last_message_at = Some(now.wall);
         }
-        let entry = Entry {
-            seq,
-            at: now.wall,
-            author,
-            text,
-            client_id,
-            notice,
-        };
+        let entry = Entry { seq, at: now.wall, author, text, client_id, notice };
         self.log.push(entry.clone());
         self.idle_at = now.mono + self.timing.idle_timeout;
         self.outputs.push_back(Output::Appended(entry));
@@ -380,37 +328,17 @@ mod tests {
     use time::OffsetDateTime;
 
     fn start() -> Now {
-        Now {
-            mono: Instant::now(),
-            wall: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
-        }
+        Now { mono: Instant::now(), wall: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap() }
     }
 
     fn session(now: Now) -> SessionCore {
-        let card = Card {
-            session_id: uuid::Uuid::nil(),
-            tenant: "t".into(),
-            site: "s".into(),
-            channel: Channel::Chat,
-            state: String::new(),
-            started_at: now.wall,
-            duration_secs: 0,
-            message_count: 0,
-            last_message: None,
-            last_message_at: None,
-            country: None,
-            device: "desktop".into(),
-            holder: Holder::Bot,
-            visitor_online: true,
-            sentiment: None,
-            ended_at: None,
-            end_reason: None,
-        };
-        let timing = Timing {
-            idle_timeout: Duration::from_secs(600),
-            release_grace: Duration::from_secs(30),
-        };
+        let card = Card::new(uuid::Uuid::nil(), "t", "s", Channel::Chat, now.wall);
+        let timing = Timing { idle_timeout: Duration::from_secs(600), release_grace: Duration::from_secs(30) };
         SessionCore::new(card, timing, now)
+    }
+
+    fn take_over(core: &mut SessionCore, by: &str, agent: &str, now: Now) -> Result<Reply, Refusal> {
+        core.handle(Input::TakeOver { by: by.into(), agent_name: agent.into() }, now)
     }
 
     fn drain(core: &mut SessionCore) -> Vec<Output> {
@@ -418,45 +346,18 @@ mod tests {
     }
 
     fn visitor(core: &mut SessionCore, id: &str, text: &str, now: Now) -> Result<Reply, Refusal> {
-        core.handle(
-            Input::VisitorMessage {
-                client_id: id.into(),
-                text: text.into(),
-            },
-            now,
-        )
+        core.handle(Input::VisitorMessage { client_id: id.into(), text: text.into() }, now)
     }
 
     #[test]
     fn visitor_message_is_numbered_once_and_asks_the_bot() {
         let now = start();
         let mut s = session(now);
-        assert_eq!(
-            visitor(&mut s, "c1", "hi", now),
-            Ok(Reply::Stored {
-                seq: 1,
-                duplicate: false
-            })
-        );
-        assert!(drain(&mut s).contains(&Output::AskBot {
-            seq: 1,
-            text: "hi".into()
-        }));
-        assert_eq!(
-            visitor(&mut s, "c1", "hi", now),
-            Ok(Reply::Stored {
-                seq: 1,
-                duplicate: true
-            })
-        );
+        assert_eq!(visitor(&mut s, "c1", "hi", now), Ok(Reply::Stored { seq: 1, duplicate: false }));
+        assert!(drain(&mut s).contains(&Output::AskBot { seq: 1, text: "hi".into() }));
+        assert_eq!(visitor(&mut s, "c1", "hi", now), Ok(Reply::Stored { seq: 1, duplicate: true }));
         assert!(drain(&mut s).is_empty());
-        s.handle(
-            Input::BotReply {
-                text: "hello".into(),
-            },
-            now,
-        )
-        .unwrap();
+        s.handle(Input::BotReply { text: "hello".into() }, now).unwrap();
         assert_eq!(s.last_seq(), 2);
         assert_eq!(s.card().message_count, 2);
         assert_eq!(s.card().last_message.as_deref(), Some("hello"));
@@ -467,225 +368,76 @@ mod tests {
     fn take_over_silences_the_bot_until_the_agent_leaves() {
         let now = start();
         let mut s = session(now);
-        s.handle(
-            Input::TakeOver {
-                by: "tok-a".into(),
-                agent_name: "Dana".into(),
-            },
-            now,
-        )
-        .unwrap();
+        take_over(&mut s, "tok-a", "Dana", now).unwrap();
         let out = drain(&mut s);
-        assert!(out.contains(&Output::HolderChanged(Holder::Agent {
-            name: "Dana".into()
-        })));
-        assert_eq!(
-            s.entries_after(0)[0].notice,
-            Some(Notice::AgentJoined {
-                agent: "Dana".into()
-            })
-        );
+        assert!(out.contains(&Output::HolderChanged(Holder::Agent { name: "Dana".into() })));
+        assert_eq!(s.entries_after(0)[0].notice, Some(Notice::AgentJoined { agent: "Dana".into() }));
         visitor(&mut s, "c1", "hi", now).unwrap();
-        assert!(!drain(&mut s)
-            .iter()
-            .any(|o| matches!(o, Output::AskBot { .. })));
+        assert!(!drain(&mut s).iter().any(|o| matches!(o, Output::AskBot { .. })));
         // A slow bot answer arriving during the hold is dropped.
-        s.handle(
-            Input::BotReply {
-                text: "late".into(),
-            },
-            now,
-        )
-        .unwrap();
+        s.handle(Input::BotReply { text: "late".into() }, now).unwrap();
         assert!(s.entries_after(0).iter().all(|e| e.author != Author::Bot));
         assert_eq!(
-            s.handle(
-                Input::AgentSend {
-                    by: "tok-a".into(),
-                    text: "Dana here".into()
-                },
-                now
-            ),
-            Ok(Reply::Stored {
-                seq: 3,
-                duplicate: false
-            })
+            s.handle(Input::AgentSend { by: "tok-a".into(), text: "Dana here".into() }, now),
+            Ok(Reply::Stored { seq: 3, duplicate: false })
         );
         s.handle(Input::Leave { by: "tok-a".into() }, now).unwrap();
         assert_eq!(s.card().holder, Holder::Bot);
         visitor(&mut s, "c2", "again", now).unwrap();
-        assert!(drain(&mut s)
-            .iter()
-            .any(|o| matches!(o, Output::AskBot { .. })));
+        assert!(drain(&mut s).iter().any(|o| matches!(o, Output::AskBot { .. })));
         let holders: Vec<_> = s.holds().iter().map(|h| h.holder.clone()).collect();
-        assert_eq!(
-            holders,
-            vec![
-                Holder::Bot,
-                Holder::Agent {
-                    name: "Dana".into()
-                },
-                Holder::Bot
-            ]
-        );
+        assert_eq!(holders, vec![Holder::Bot, Holder::Agent { name: "Dana".into() }, Holder::Bot]);
     }
 
     #[test]
     fn a_second_supervisor_is_refused_and_cannot_speak() {
         let now = start();
         let mut s = session(now);
-        s.handle(
-            Input::TakeOver {
-                by: "a".into(),
-                agent_name: "Dana".into(),
-            },
-            now,
-        )
-        .unwrap();
-        assert_eq!(
-            s.handle(
-                Input::TakeOver {
-                    by: "b".into(),
-                    agent_name: "Eve".into()
-                },
-                now
-            ),
-            Err(Refusal::Held { by: "Dana".into() })
-        );
-        assert_eq!(
-            s.handle(
-                Input::AgentSend {
-                    by: "b".into(),
-                    text: "x".into()
-                },
-                now
-            ),
-            Err(Refusal::NotHolder)
-        );
-        assert_eq!(
-            s.handle(Input::Leave { by: "b".into() }, now),
-            Err(Refusal::NotHolder)
-        );
-        assert_eq!(
-            s.handle(
-                Input::TakeOver {
-                    by: "a".into(),
-                    agent_name: "Dana".into()
-                },
-                now
-            ),
-            Ok(Reply::Done)
-        );
+        take_over(&mut s, "a", "Dana", now).unwrap();
+        assert_eq!(take_over(&mut s, "b", "Eve", now), Err(Refusal::Held { by: "Dana".into() }));
+        assert_eq!(s.handle(Input::AgentSend { by: "b".into(), text: "x".into() }, now), Err(Refusal::NotHolder));
+        assert_eq!(s.handle(Input::Leave { by: "b".into() }, now), Err(Refusal::NotHolder));
+        assert_eq!(take_over(&mut s, "a", "Dana", now), Ok(Reply::Done));
     }
 
     #[test]
     fn a_gone_supervisor_is_released_exactly_at_the_grace_deadline() {
         let now = start();
         let mut s = session(now);
-        s.handle(
-            Input::TakeOver {
-                by: "a".into(),
-                agent_name: "Dana".into(),
-            },
-            now,
-        )
-        .unwrap();
-        s.handle(Input::SupervisorGone { by: "a".into() }, now)
-            .unwrap();
+        take_over(&mut s, "a", "Dana", now).unwrap();
+        s.handle(Input::SupervisorGone { by: "a".into() }, now).unwrap();
         assert_eq!(s.poll_timeout(), Some(now.mono + Duration::from_secs(30)));
         s.handle_timeout(now.plus(Duration::from_secs(29)));
         assert!(matches!(s.card().holder, Holder::Agent { .. }));
         s.handle_timeout(now.plus(Duration::from_secs(30)));
         assert_eq!(s.card().holder, Holder::Bot);
-        assert_eq!(
-            s.entries_after(0).last().unwrap().notice,
-            Some(Notice::AgentLeft {
-                agent: "Dana".into()
-            })
-        );
+        assert_eq!(s.entries_after(0).last().unwrap().notice, Some(Notice::AgentLeft { agent: "Dana".into() }));
     }
 
     #[test]
     fn retaking_within_the_grace_keeps_the_hold() {
         let now = start();
         let mut s = session(now);
-        s.handle(
-            Input::TakeOver {
-                by: "a".into(),
-                agent_name: "Dana".into(),
-            },
-            now,
-        )
-        .unwrap();
-        s.handle(Input::SupervisorGone { by: "a".into() }, now)
-            .unwrap();
+        take_over(&mut s, "a", "Dana", now).unwrap();
+        s.handle(Input::SupervisorGone { by: "a".into() }, now).unwrap();
         let later = now.plus(Duration::from_secs(10));
-        s.handle(
-            Input::TakeOver {
-                by: "a".into(),
-                agent_name: "Dana".into(),
-            },
-            later,
-        )
-        .unwrap();
+        take_over(&mut s, "a", "Dana", later).unwrap();
         s.handle_timeout(now.plus(Duration::from_secs(31)));
-        assert_eq!(
-            s.card().holder,
-            Holder::Agent {
-                name: "Dana".into()
-            }
-        );
+        assert_eq!(s.card().holder, Holder::Agent { name: "Dana".into() });
     }
 
     #[test]
     fn transfer_waits_in_a_queue_with_the_bot_silent() {
         let now = start();
         let mut s = session(now);
-        s.handle(
-            Input::TakeOver {
-                by: "a".into(),
-                agent_name: "Dana".into(),
-            },
-            now,
-        )
-        .unwrap();
-        assert_eq!(
-            s.handle(
-                Input::Transfer {
-                    by: "b".into(),
-                    to: "billing".into()
-                },
-                now
-            ),
-            Err(Refusal::NotHolder)
-        );
-        s.handle(
-            Input::Transfer {
-                by: "a".into(),
-                to: "billing".into(),
-            },
-            now,
-        )
-        .unwrap();
-        assert_eq!(
-            s.card().holder,
-            Holder::Waiting {
-                queue: "billing".into()
-            }
-        );
+        take_over(&mut s, "a", "Dana", now).unwrap();
+        assert_eq!(s.handle(Input::Transfer { by: "b".into(), to: "billing".into() }, now), Err(Refusal::NotHolder));
+        s.handle(Input::Transfer { by: "a".into(), to: "billing".into() }, now).unwrap();
+        assert_eq!(s.card().holder, Holder::Waiting { queue: "billing".into() });
         drain(&mut s);
         visitor(&mut s, "c1", "hello?", now).unwrap();
-        assert!(!drain(&mut s)
-            .iter()
-            .any(|o| matches!(o, Output::AskBot { .. })));
-        s.handle(
-            Input::TakeOver {
-                by: "b".into(),
-                agent_name: "Eve".into(),
-            },
-            now,
-        )
-        .unwrap();
+        assert!(!drain(&mut s).iter().any(|o| matches!(o, Output::AskBot { .. })));
+        take_over(&mut s, "b", "Eve", now).unwrap();
         assert_eq!(s.card().holder, Holder::Agent { name: "Eve".into() });
     }
 

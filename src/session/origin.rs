@@ -58,28 +58,16 @@ pub struct GeoIpError {
 
 impl Origin {
     /// `geoip_db` empty means no database.
-    pub fn new(
-        geoip_db: &str,
-        trusted: Vec<IpNet>,
-        country_header: &str,
-    ) -> Result<Origin, GeoIpError> {
+    pub fn new(geoip_db: &str, trusted: Vec<IpNet>, country_header: &str) -> Result<Origin, GeoIpError> {
         let geoip = if geoip_db.is_empty() {
             None
         } else {
             Some(
-                maxminddb::Reader::open_readfile(Path::new(geoip_db)).map_err(|source| {
-                    GeoIpError {
-                        path: geoip_db.into(),
-                        source,
-                    }
-                })?,
+                maxminddb::Reader::open_readfile(Path::new(geoip_db))
+                    .map_err(|source| GeoIpError { path: geoip_db.into(), source })?,
             )
         };
-        Ok(Origin {
-            geoip,
-            trusted,
-            country_header: country_header.to_string(),
-        })
+        Ok(Origin { geoip, trusted, country_header: country_header.to_string() })
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -99,11 +87,7 @@ impl Origin {
             .flat_map(|v| v.split(','))
             .filter_map(|s| s.trim().parse::<IpAddr>().ok())
             .collect::<Vec<_>>();
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !self.is_trusted(*ip))
-            .unwrap_or(peer)
+        forwarded.into_iter().rev().find(|ip| !self.is_trusted(*ip)).unwrap_or(peer)
     }
 
     /// ISO 3166 alpha-2 country, or None when unknown.
@@ -119,11 +103,7 @@ impl Origin {
         if !self.is_trusted(peer) {
             return None;
         }
-        let code = headers
-            .get(self.country_header.as_str())?
-            .to_str()
-            .ok()?
-            .trim();
+        let code = headers.get(self.country_header.as_str())?.to_str().ok()?.trim();
         // CDNs use XX / T1 for unknown and Tor; only real two-letter codes count.
         (code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()) && code != "XX")
             .then(|| code.to_ascii_uppercase())
@@ -155,48 +135,26 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(
-                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
+            h.append(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
         h
     }
 
     #[test]
     fn country_header_is_believed_only_from_trusted_proxies() {
-        let origin =
-            Origin::new("", vec!["127.0.0.1/32".parse().unwrap()], "CF-IPCountry").unwrap();
+        let origin = Origin::new("", vec!["127.0.0.1/32".parse().unwrap()], "CF-IPCountry").unwrap();
         let h = headers(&[("cf-ipcountry", "de")]);
-        assert_eq!(
-            origin.country("127.0.0.1".parse().unwrap(), &h),
-            Some("DE".into())
-        );
+        assert_eq!(origin.country("127.0.0.1".parse().unwrap(), &h), Some("DE".into()));
         assert_eq!(origin.country("203.0.113.9".parse().unwrap(), &h), None);
-        assert_eq!(
-            origin.country(
-                "127.0.0.1".parse().unwrap(),
-                &headers(&[("cf-ipcountry", "XX")])
-            ),
-            None
-        );
-        assert_eq!(
-            origin.country("127.0.0.1".parse().unwrap(), &HeaderMap::new()),
-            None
-        );
+        assert_eq!(origin.country("127.0.0.1".parse().unwrap(), &headers(&[("cf-ipcountry", "XX")])), None);
+        assert_eq!(origin.country("127.0.0.1".parse().unwrap(), &HeaderMap::new()), None);
     }
 
     #[test]
     fn client_ip_skips_trusted_hops_of_x_forwarded_for() {
         let origin = Origin::new("", vec!["10.0.0.0/8".parse().unwrap()], "CF-IPCountry").unwrap();
         let h = headers(&[("x-forwarded-for", "198.51.100.7, 203.0.113.5, 10.0.0.2")]);
-        assert_eq!(
-            origin.client_ip("10.0.0.1".parse().unwrap(), &h),
-            "203.0.113.5".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(
-            origin.client_ip("192.0.2.1".parse().unwrap(), &h),
-            "192.0.2.1".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(origin.client_ip("10.0.0.1".parse().unwrap(), &h), "203.0.113.5".parse::<IpAddr>().unwrap());
+        assert_eq!(origin.client_ip("192.0.2.1".parse().unwrap(), &h), "192.0.2.1".parse::<IpAddr>().unwrap());
     }
 }

@@ -14,10 +14,7 @@ use super::{Card, Channel, EndReason, SessionId};
 #[derive(Debug, Clone)]
 pub enum FeedEvent {
     Card(Arc<Card>),
-    Ended {
-        session_id: SessionId,
-        reason: EndReason,
-    },
+    Ended { session_id: SessionId, reason: EndReason },
 }
 
 /// What the registry keeps of a live session.
@@ -46,12 +43,8 @@ impl Registry {
 
     pub fn insert(&self, live: Live, resume_token: String) {
         let id = live.card.session_id;
-        metrics::gauge!(crate::metrics::LIVE_SESSIONS, "channel" => live.card.channel.as_str())
-            .increment(1.0);
-        self.publish(
-            &live.card.tenant.clone(),
-            FeedEvent::Card(live.card.clone()),
-        );
+        metrics::gauge!(crate::metrics::LIVE_SESSIONS, "channel" => live.card.channel.as_str()).increment(1.0);
+        self.publish(&live.card.tenant.clone(), FeedEvent::Card(live.card.clone()));
         self.sessions.insert(id, live);
         self.resume.insert(resume_token, id);
     }
@@ -77,17 +70,10 @@ impl Registry {
 
     pub fn remove(&self, card: &Card, resume_token: &str, reason: EndReason) {
         if self.sessions.remove(&card.session_id).is_some() {
-            metrics::gauge!(crate::metrics::LIVE_SESSIONS, "channel" => card.channel.as_str())
-                .decrement(1.0);
+            metrics::gauge!(crate::metrics::LIVE_SESSIONS, "channel" => card.channel.as_str()).decrement(1.0);
         }
         self.resume.remove(resume_token);
-        self.publish(
-            &card.tenant,
-            FeedEvent::Ended {
-                session_id: card.session_id,
-                reason,
-            },
-        );
+        self.publish(&card.tenant, FeedEvent::Ended { session_id: card.session_id, reason });
     }
 
     /// Live cards of a tenant (all tenants with `None`), newest first.
@@ -96,9 +82,7 @@ impl Registry {
             .sessions
             .iter()
             .map(|l| l.card.clone())
-            .filter(|c| {
-                tenant.is_none_or(|t| c.tenant == t) && channel.is_none_or(|ch| c.channel == ch)
-            })
+            .filter(|c| tenant.is_none_or(|t| c.tenant == t) && channel.is_none_or(|ch| c.channel == ch))
             .collect();
         cards.sort_by_key(|c| std::cmp::Reverse(c.started_at));
         cards
@@ -115,10 +99,7 @@ impl Registry {
     /// Subscribes to a tenant's feed. Subscribe before taking the snapshot: a change in between
     /// then arrives twice (harmless upserts) rather than never.
     pub fn subscribe(&self, tenant: &str) -> broadcast::Receiver<FeedEvent> {
-        self.feeds
-            .entry(tenant.to_string())
-            .or_insert_with(|| broadcast::channel(FEED_CAPACITY).0)
-            .subscribe()
+        self.feeds.entry(tenant.to_string()).or_insert_with(|| broadcast::channel(FEED_CAPACITY).0).subscribe()
     }
 
     fn publish(&self, tenant: &str, event: FeedEvent) {
@@ -131,9 +112,7 @@ impl Registry {
     pub async fn shutdown_all(&self) {
         let handles: Vec<_> = self.sessions.iter().map(|l| l.commands.clone()).collect();
         for commands in handles {
-            let _ = commands
-                .send(Command::Input(super::core::Input::Shutdown, None))
-                .await;
+            let _ = commands.send(Command::Input(super::core::Input::Shutdown, None)).await;
         }
         self.tasks.close();
         self.tasks.wait().await;

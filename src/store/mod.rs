@@ -62,18 +62,10 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
@@ -95,10 +87,7 @@ impl Store {
         .await?
         .rows_affected();
         if closed > 0 {
-            tracing::warn!(
-                closed,
-                "sessions left live by an unclean stop are now interrupted"
-            );
+            tracing::warn!(closed, "sessions left live by an unclean stop are now interrupted");
         }
         Ok(())
     }
@@ -114,27 +103,14 @@ impl Store {
             "SELECT {CARD_COLUMNS} FROM sessions WHERE tenant = $1 AND state = 'ended' \
              ORDER BY started_at DESC LIMIT $2"
         );
-        let rows = sqlx::query(&sql)
-            .bind(tenant)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&sql).bind(tenant).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(card_from_row).collect()
     }
 
     /// One session of a tenant with its log and holds.
-    pub async fn session(
-        &self,
-        tenant: &str,
-        id: SessionId,
-    ) -> Result<Option<SessionRecord>, StoreError> {
+    pub async fn session(&self, tenant: &str, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
         let sql = format!("SELECT {CARD_COLUMNS} FROM sessions WHERE id = $1 AND tenant = $2");
-        let Some(row) = sqlx::query(&sql)
-            .bind(id.to_string())
-            .bind(tenant)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
+        let Some(row) = sqlx::query(&sql).bind(id.to_string()).bind(tenant).fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
         let card = card_from_row(&row)?;
@@ -148,35 +124,28 @@ impl Store {
         .iter()
         .map(entry_from_row)
         .collect::<Result<_, _>>()?;
-        let holds = sqlx::query(
-            "SELECT holder, from_at, until_at FROM session_holds WHERE session_id = $1 ORDER BY idx",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(Hold {
-                holder: serde_json::from_str(&row.try_get::<String, _>("holder")?)?,
-                from: from_unix_ms(row.try_get("from_at")?),
-                until: row.try_get::<Option<i64>, _>("until_at")?.map(from_unix_ms),
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
-        Ok(Some(SessionRecord {
-            card,
-            messages,
-            holds,
-        }))
+        let holds =
+            sqlx::query("SELECT holder, from_at, until_at FROM session_holds WHERE session_id = $1 ORDER BY idx")
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(Hold {
+                        holder: serde_json::from_str(&row.try_get::<String, _>("holder")?)?,
+                        from: from_unix_ms(row.try_get("from_at")?),
+                        until: row.try_get::<Option<i64>, _>("until_at")?.map(from_unix_ms),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+        Ok(Some(SessionRecord { card, messages, holds }))
     }
 
     pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, tenant, is_admin FROM api_tokens WHERE token_sha256 = $1",
-        )
-        .bind(sha256)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT id, name, tenant, is_admin FROM api_tokens WHERE token_sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| {
             Ok(TokenRow {
                 id: row.try_get("id")?,
@@ -189,17 +158,9 @@ impl Store {
     }
 
     /// Stores a token by its hash; an existing `id` is replaced (the admin's bootstrap token).
-    pub async fn put_token(
-        &self,
-        token: &TokenRow,
-        sha256: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn put_token(&self, token: &TokenRow, sha256: &str, now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM api_tokens WHERE id = $1")
-            .bind(&token.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(&token.id).execute(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO api_tokens (id, name, tenant, is_admin, token_sha256, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -369,8 +330,7 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
         }
     }
     tx.commit().await?;
-    metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -386,9 +346,7 @@ fn card_from_row(row: &AnyRow) -> Result<Card, StoreError> {
         .map(|r| serde_json::from_value::<EndReason>(serde_json::Value::String(r)))
         .transpose()?;
     let card = Card {
-        session_id: id
-            .parse()
-            .map_err(|_| StoreError::Value(format!("session id {id:?}")))?,
+        session_id: id.parse().map_err(|_| StoreError::Value(format!("session id {id:?}")))?,
         tenant: row.try_get("tenant")?,
         site: row.try_get("site")?,
         channel,
@@ -397,16 +355,12 @@ fn card_from_row(row: &AnyRow) -> Result<Card, StoreError> {
         duration_secs: 0,
         message_count: row.try_get::<i64, _>("message_count")? as u64,
         last_message: row.try_get("last_message")?,
-        last_message_at: row
-            .try_get::<Option<i64>, _>("last_message_at")?
-            .map(from_unix_ms),
+        last_message_at: row.try_get::<Option<i64>, _>("last_message_at")?.map(from_unix_ms),
         country: row.try_get("country")?,
         device: row.try_get("device")?,
         holder: serde_json::from_str::<Holder>(&row.try_get::<String, _>("holder")?)?,
         visitor_online: false,
-        sentiment: row
-            .try_get::<Option<f64>, _>("sentiment")?
-            .map(|s| s as f32),
+        sentiment: row.try_get::<Option<f64>, _>("sentiment")?.map(|s| s as f32),
         ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(from_unix_ms),
         end_reason,
     };
@@ -417,11 +371,7 @@ fn entry_from_row(row: &AnyRow) -> Result<Entry, StoreError> {
     let author = match row.try_get::<String, _>("author_role")?.as_str() {
         "visitor" => Author::Visitor,
         "bot" => Author::Bot,
-        "agent" => Author::Agent {
-            name: row
-                .try_get::<Option<String>, _>("author_name")?
-                .unwrap_or_default(),
-        },
+        "agent" => Author::Agent { name: row.try_get::<Option<String>, _>("author_name")?.unwrap_or_default() },
         "system" => Author::System,
         other => return Err(StoreError::Value(format!("author role {other:?}"))),
     };
@@ -431,9 +381,6 @@ fn entry_from_row(row: &AnyRow) -> Result<Entry, StoreError> {
         author,
         text: row.try_get("text")?,
         client_id: row.try_get("client_id")?,
-        notice: row
-            .try_get::<Option<String>, _>("notice")?
-            .map(|n| serde_json::from_str::<Notice>(&n))
-            .transpose()?,
+        notice: row.try_get::<Option<String>, _>("notice")?.map(|n| serde_json::from_str::<Notice>(&n)).transpose()?,
     })
 }

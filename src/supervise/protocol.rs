@@ -16,28 +16,12 @@ pub struct SupervisorFrame {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Action {
-    Watch {
-        session_id: SessionId,
-    },
-    Unwatch {
-        session_id: SessionId,
-    },
-    TakeOver {
-        session_id: SessionId,
-        agent_name: String,
-    },
-    Send {
-        session_id: SessionId,
-        text: String,
-    },
-    Leave {
-        session_id: SessionId,
-    },
-    Transfer {
-        session_id: SessionId,
-        to_agent: Option<String>,
-        to_group: Option<String>,
-    },
+    Watch { session_id: SessionId },
+    Unwatch { session_id: SessionId },
+    TakeOver { session_id: SessionId, agent_name: String },
+    Send { session_id: SessionId, text: String },
+    Leave { session_id: SessionId },
+    Transfer { session_id: SessionId, to_agent: Option<String>, to_group: Option<String> },
 }
 
 impl Action {

@@ -77,14 +77,7 @@ struct Connection<'a> {
 impl<'a> Connection<'a> {
     fn new(app: &'a App, principal: Principal) -> Connection<'a> {
         let (outbox, inbox) = mpsc::channel(OUTBOX);
-        Connection {
-            app,
-            principal,
-            watches: HashMap::new(),
-            held: HashSet::new(),
-            outbox,
-            inbox,
-        }
+        Connection { app, principal, watches: HashMap::new(), held: HashSet::new(), outbox, inbox }
     }
 
     async fn serve(&mut self, socket: &mut WebSocket) -> Option<Close> {
@@ -126,13 +119,7 @@ impl<'a> Connection<'a> {
 
     async fn snapshot(&self, socket: &mut WebSocket) -> Result<(), axum::Error> {
         let now = self.app.clock.now().wall;
-        let cards = self
-            .app
-            .registry
-            .cards(Some(&self.principal.tenant), None)
-            .iter()
-            .map(|c| c.at(now))
-            .collect();
+        let cards = self.app.registry.cards(Some(&self.principal.tenant), None).iter().map(|c| c.at(now)).collect();
         ws::send(socket, &Out::Snapshot { cards }).await
     }
 
@@ -145,11 +132,7 @@ impl<'a> Connection<'a> {
             .ok_or(("unknown_session", format!("no live session {id}")))
     }
 
-    async fn on_action(
-        &mut self,
-        socket: &mut WebSocket,
-        action: Action,
-    ) -> Result<(), (&'static str, String)> {
+    async fn on_action(&mut self, socket: &mut WebSocket, action: Action) -> Result<(), (&'static str, String)> {
         let id = action.session_id();
         if let Action::Unwatch { .. } = action {
             if let Some(task) = self.watches.remove(&id) {
@@ -165,15 +148,9 @@ impl<'a> Connection<'a> {
             Action::TakeOver { agent_name, .. } => {
                 let name = agent_name.trim();
                 if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-                    return Err((
-                        "bad_request",
-                        format!("agent_name must be 1 to {MAX_NAME_CHARS} characters"),
-                    ));
+                    return Err(("bad_request", format!("agent_name must be 1 to {MAX_NAME_CHARS} characters")));
                 }
-                Input::TakeOver {
-                    by,
-                    agent_name: name.to_string(),
-                }
+                Input::TakeOver { by, agent_name: name.to_string() }
             }
             Action::Send { text, .. } => {
                 let max = self.app.config.chat.max_text_chars;
@@ -183,13 +160,8 @@ impl<'a> Connection<'a> {
                 Input::AgentSend { by, text }
             }
             Action::Leave { .. } => Input::Leave { by },
-            Action::Transfer {
-                to_agent, to_group, ..
-            } => match to_agent.or(to_group) {
-                Some(to) if !to.trim().is_empty() => Input::Transfer {
-                    by,
-                    to: to.trim().to_string(),
-                },
+            Action::Transfer { to_agent, to_group, .. } => match to_agent.or(to_group) {
+                Some(to) if !to.trim().is_empty() => Input::Transfer { by, to: to.trim().to_string() },
                 _ => return Err(("bad_request", "transfer needs to_agent or to_group".into())),
             },
         };
@@ -218,30 +190,12 @@ impl<'a> Connection<'a> {
     }
 
     /// Sends the log so far, then forwards new entries from a task of its own.
-    async fn watch(
-        &mut self,
-        socket: &mut WebSocket,
-        id: SessionId,
-        live: Live,
-    ) -> Result<(), (&'static str, String)> {
+    async fn watch(&mut self, socket: &mut WebSocket, id: SessionId, live: Live) -> Result<(), (&'static str, String)> {
         let sub = ask(&live, |reply| Command::Subscribe { after: 0, reply })
             .await
             .ok_or(("unknown_session", format!("session {id} has ended")))?;
-        let _ = ws::send(
-            socket,
-            &Out::History {
-                session_id: id,
-                messages: &sub.missed,
-            },
-        )
-        .await;
-        let task = tokio::spawn(forward(
-            id,
-            live,
-            sub.events,
-            sub.last_seq,
-            self.outbox.clone(),
-        ));
+        let _ = ws::send(socket, &Out::History { session_id: id, messages: &sub.missed }).await;
+        let task = tokio::spawn(forward(id, live, sub.events, sub.last_seq, self.outbox.clone()));
         if let Some(old) = self.watches.insert(id, task) {
             old.abort();
         }
@@ -256,10 +210,7 @@ impl<'a> Connection<'a> {
         for id in self.held.drain() {
             if let Some(live) = self.app.registry.get(&id) {
                 let by = self.principal.id.clone();
-                let _ = live
-                    .commands
-                    .send(Command::Input(Input::SupervisorGone { by }, None))
-                    .await;
+                let _ = live.commands.send(Command::Input(Input::SupervisorGone { by }, None)).await;
             }
         }
     }
@@ -273,13 +224,8 @@ async fn forward(
     mut streamed: u64,
     outbox: mpsc::Sender<String>,
 ) {
-    let frame = |entry: &Entry| {
-        serde_json::to_string(&Out::Message {
-            session_id: id,
-            entry,
-        })
-        .expect("frames serialize")
-    };
+    let frame =
+        |entry: &Entry| serde_json::to_string(&Out::Message { session_id: id, entry }).expect("frames serialize");
     loop {
         match events.recv().await {
             Ok(Event::Entry(entry, appended)) if entry.seq > streamed => {
@@ -293,12 +239,7 @@ async fn forward(
             Ok(Event::Entry(..) | Event::Holder(_)) => {}
             Ok(Event::Ended(_)) | Err(broadcast::error::RecvError::Closed) => return,
             Err(broadcast::error::RecvError::Lagged(_)) => {
-                let Some(sub) = ask(&live, |reply| Command::Subscribe {
-                    after: streamed,
-                    reply,
-                })
-                .await
-                else {
+                let Some(sub) = ask(&live, |reply| Command::Subscribe { after: streamed, reply }).await else {
                     return;
                 };
                 for entry in &sub.missed {

@@ -27,11 +27,7 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Server {
@@ -41,10 +37,7 @@ impl Server {
             child: None,
             port: free_port(),
             data_dir: tempfile::tempdir().unwrap(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         server.spawn().await;
         server
@@ -76,10 +69,7 @@ impl Server {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("hark exited during start: {status}");
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "hark did not become ready"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "hark did not become ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -87,23 +77,13 @@ impl Server {
     /// Graceful stop (SIGTERM), waiting for the process to exit.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status()
-                .unwrap();
+            Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             while child.try_wait().unwrap().is_none() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "hark did not stop on SIGTERM"
-                );
+                assert!(std::time::Instant::now() < deadline, "hark did not stop on SIGTERM");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert!(
-                child.wait().unwrap().success(),
-                "hark exits 0 after a graceful stop"
-            );
+            assert!(child.wait().unwrap().success(), "hark exits 0 after a graceful stop");
         }
     }
 
@@ -129,12 +109,7 @@ impl Server {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let r = reqwest::Client::new()
-            .get(self.http(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let r = reqwest::Client::new().get(self.http(path)).bearer_auth(token).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -149,19 +124,11 @@ impl Server {
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
-        r.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.http("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        reqwest::get(self.http("/metrics")).await.unwrap().text().await.unwrap()
     }
 
     /// A visitor that said hello on a new chat of the demo site.
@@ -174,11 +141,7 @@ impl Server {
 
     /// A supervisor connected with `token`, past its snapshot.
     pub async fn supervisor(&self, token: &str) -> (Ws, Value) {
-        let mut ws = Ws::connect(
-            &self.ws(&format!("/v1/supervise?access_token={token}")),
-            &[],
-        )
-        .await;
+        let mut ws = Ws::connect(&self.ws(&format!("/v1/supervise?access_token={token}")), &[]).await;
         let snapshot = ws.recv_type("snapshot").await;
         (ws, snapshot)
     }
@@ -196,9 +159,7 @@ pub struct Ws {
 
 impl Ws {
     pub async fn connect(url: &str, headers: &[(&str, &str)]) -> Ws {
-        Self::try_connect(url, headers)
-            .await
-            .expect("websocket connects")
+        Self::try_connect(url, headers).await.expect("websocket connects")
     }
 
     /// Connects; Err carries the HTTP status of a refused upgrade.
@@ -212,18 +173,13 @@ impl Ws {
         }
         match tokio_tungstenite::connect_async(request).await {
             Ok((inner, _)) => Ok(Ws { inner }),
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                Err(response.status().as_u16())
-            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
             Err(other) => panic!("websocket connect: {other}"),
         }
     }
 
     pub async fn send(&mut self, frame: Value) {
-        self.inner
-            .send(Message::Text(frame.to_string().into()))
-            .await
-            .unwrap();
+        self.inner.send(Message::Text(frame.to_string().into())).await.unwrap();
     }
 
     pub async fn send_raw(&mut self, message: Message) {
@@ -232,9 +188,7 @@ impl Ws {
 
     /// The next JSON frame; panics after [`WAIT`] or on a close.
     pub async fn recv(&mut self) -> Value {
-        self.recv_within(WAIT)
-            .await
-            .expect("a frame arrives in time")
+        self.recv_within(WAIT).await.expect("a frame arrives in time")
     }
 
     /// The next JSON frame within `wait`, or None when none came.
@@ -242,12 +196,21 @@ impl Ws {
         loop {
             let next = tokio::time::timeout(wait, self.inner.next()).await.ok()?;
             match next {
-                Some(Ok(Message::Text(text))) => {
-                    return Some(serde_json::from_str(text.as_str()).unwrap())
-                }
+                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(text.as_str()).unwrap()),
                 Some(Ok(Message::Close(close))) => panic!("unexpected close: {close:?}"),
                 Some(Ok(_)) => continue,
                 other => panic!("socket broke: {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a supervisor command; returns its reply (`ok` or `error`), skipping other frames.
+    pub async fn command(&mut self, frame: Value) -> Value {
+        self.send(frame).await;
+        loop {
+            let reply = self.recv().await;
+            if reply["type"] == "ok" || reply["type"] == "error" {
+                return reply;
             }
         }
     }
@@ -265,19 +228,11 @@ impl Ws {
     /// The next JSON frame, or the close code and reason when the server closes.
     pub async fn next_or_close(&mut self) -> Result<Value, (u16, String)> {
         loop {
-            let next = tokio::time::timeout(WAIT, self.inner.next())
-                .await
-                .expect("a frame or a close in time");
+            let next = tokio::time::timeout(WAIT, self.inner.next()).await.expect("a frame or a close in time");
             match next {
-                Some(Ok(Message::Text(text))) => {
-                    return Ok(serde_json::from_str(text.as_str()).unwrap())
-                }
-                Some(Ok(Message::Close(Some(frame)))) => {
-                    return Err((u16::from(frame.code), frame.reason.to_string()))
-                }
-                Some(Ok(Message::Close(None))) => {
-                    return Err((u16::from(CloseCode::Status), String::new()))
-                }
+                Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str()).unwrap()),
+                Some(Ok(Message::Close(Some(frame)))) => return Err((u16::from(frame.code), frame.reason.to_string())),
+                Some(Ok(Message::Close(None))) => return Err((u16::from(CloseCode::Status), String::new())),
                 Some(Ok(_)) => continue,
                 other => panic!("expected a frame or a close, got {other:?}"),
             }
@@ -311,16 +266,9 @@ impl PgDb {
     pub async fn create() -> PgDb {
         use sqlx::Connection;
         let name = format!("hark_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(PG_ADMIN_URL)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432");
-        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-        PgDb {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            name,
-        }
+        let mut conn = sqlx::PgConnection::connect(PG_ADMIN_URL).await.expect("PostgreSQL on 127.0.0.1:5432");
+        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        PgDb { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name }
     }
 }
 
@@ -328,20 +276,16 @@ impl Drop for PgDb {
     fn drop(&mut self) {
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
-                        let _ = sqlx::Executor::execute(
-                            &mut conn,
-                            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
-                        )
-                        .await;
-                    }
-                })
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
+                    let _ = sqlx::Executor::execute(
+                        &mut conn,
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                    )
+                    .await;
+                }
+            })
         })
         .join();
     }
