@@ -1,5 +1,7 @@
 //! HTTP errors as RFC 9457 problem JSON, the one error shape of the REST API.
 
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -58,3 +60,31 @@ impl IntoResponse for Problem {
         response
     }
 }
+
+/// Body, query and path errors of axum's extractors, as problem JSON with axum's explanation.
+macro_rules! rejection_to_problem {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for Problem {
+            fn from(rejection: $rejection) -> Problem {
+                Problem::new(rejection.status(), rejection.body_text())
+            }
+        }
+    )*};
+}
+
+rejection_to_problem!(JsonRejection, QueryRejection, PathRejection, WebSocketUpgradeRejection);
+
+/// `axum::Json` whose rejection is problem JSON.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(Problem))]
+pub struct Json<T>(pub T);
+
+/// `axum::extract::Query` whose rejection is problem JSON.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Problem))]
+pub struct Query<T>(pub T);
+
+/// `axum::extract::Path` whose rejection is problem JSON.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Problem))]
+pub struct Path<T>(pub T);

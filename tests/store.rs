@@ -116,3 +116,34 @@ async fn listing_checks_its_parameters() {
     let (status, problem) = server.get(&format!("/v1/sessions/{}", uuid::Uuid::new_v4()), ADMIN).await;
     assert_eq!((status, problem["status"].as_u64()), (404, Some(404)));
 }
+
+#[tokio::test]
+async fn malformed_http_requests_get_problem_json() {
+    let server = Server::start(&[]).await;
+    let client = reqwest::Client::new();
+    let problem = |r: reqwest::Response| async move {
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["status"], status);
+        (status, body["detail"].as_str().unwrap().to_string())
+    };
+    let r = client
+        .post(server.http("/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await.0, 400);
+    let r = client.post(server.http("/v1/tokens")).bearer_auth(ADMIN).json(&json!({"nom": "x"})).send().await.unwrap();
+    let (status, detail) = problem(r).await;
+    assert_eq!(status, 422);
+    assert!(detail.contains("name"), "{detail}");
+    let r = client.get(server.http("/v1/sessions?limit=lots")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(problem(r).await.0, 400);
+    // A plain GET where a WebSocket upgrade is expected.
+    let r = client.get(server.http("/v1/chat")).send().await.unwrap();
+    assert!(problem(r).await.0 >= 400);
+}

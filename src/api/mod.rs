@@ -7,11 +7,13 @@ pub mod pages;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+
+use crate::error::{Path, Query};
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
@@ -143,7 +145,7 @@ struct TokenCreated {
 async fn create_token(
     State(app): State<Arc<App>>,
     principal: Principal,
-    Json(request): Json<TokenRequest>,
+    crate::error::Json(request): crate::error::Json<TokenRequest>,
 ) -> Result<(StatusCode, Json<TokenCreated>), Problem> {
     if !principal.admin {
         return Err(Problem::forbidden("only an admin token can create tokens"));

@@ -5,7 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+
+use crate::error::Problem;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -42,8 +45,12 @@ pub async fn upgrade(
     State(app): State<Arc<App>>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return Problem::from(rejection).into_response(),
+    };
     let principal = match auth::authenticate(&app, &headers, query.access_token.as_deref()).await {
         Ok(principal) => principal,
         Err(problem) => return problem.into_response(),
