@@ -11,11 +11,13 @@ run:
 	$(CARGO) build --release --bin hark
 	./target/release/hark serve
 
-## The whole test suite: unit tests, integration tests through real sockets, SQLite and PostgreSQL.
+## The whole test suite: unit tests, integration tests through real sockets, SQLite and
+## PostgreSQL, and the widget and console in headless Chromium.
 test:
 	./scripts/install-deps.sh --test
 	./scripts/ensure-postgres.sh
 	$(CARGO) test --all-targets
+	./scripts/browser-tests.sh
 
 build:
 	$(CARGO) build --release --bins

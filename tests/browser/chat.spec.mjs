@@ -97,9 +97,9 @@ let shot = 0;
 
 async function startHark() {
   assert.ok(fs.existsSync(HARK_BIN), `hark binary not found at ${HARK_BIN} (build it with: cargo build --bin hark)`);
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hark-e2e-'));
   const logPath = path.join(ARTIFACTS, 'hark.log');
   for (let attempt = 1; ; attempt++) {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hark-e2e-'));
     const port = await freePort();
     const log = fs.openSync(logPath, 'a');
     const proc = spawn(HARK_BIN, ['serve'], {
@@ -116,19 +116,24 @@ async function startHark() {
     });
     fs.closeSync(log);
     let exited = null;
-    proc.on('exit', (code, signal) => { exited = { code, signal }; });
+    const exit = new Promise((_, reject) => proc.on('exit', (code, signal) => {
+      exited = { code, signal };
+      reject(new Error(`hark exited early (${JSON.stringify(exited)}), see ${logPath}`));
+    }));
+    exit.catch(() => {}); // handled by the race below, or irrelevant once hark is ready
     hark = { proc, base: `http://127.0.0.1:${port}`, dataDir, logPath };
     try {
-      await until(`hark /readyz on port ${port}`, async () => {
-        if (exited) throw new Error(`hark exited early (${JSON.stringify(exited)}), see ${logPath}`);
+      await Promise.race([exit, until(`hark /readyz on port ${port}`, async () => {
+        if (exited) return true; // stop polling; the race already failed
         const r = await fetch(hark.base + '/readyz', { signal: AbortSignal.timeout(1000) });
         return r.status === 200;
-      }, 20_000);
+      }, 20_000)]);
       return;
     } catch (e) {
       // Someone may have taken the free port between our probe and hark's bind: try another.
+      const early = exited;
       await stopHark();
-      if (!exited || attempt >= 3) throw e;
+      if (!early || attempt >= 3) throw e;
     }
   }
 }
@@ -147,14 +152,15 @@ async function stopHark() {
   fs.rmSync(dataDir, { recursive: true, force: true });
 }
 
-// Also on Ctrl-C / a killed make: don't leave hark running.
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    if (hark) try { hark.proc.kill('SIGKILL'); } catch (_) { /* gone */ }
-    process.exit(130);
-  });
+/** Last resort when we cannot wait (Ctrl-C, a killed make, an exit past the after hook). */
+function killHarkNow() {
+  if (!hark) return;
+  try { hark.proc.kill('SIGKILL'); } catch (_) { /* gone */ }
+  try { fs.rmSync(hark.dataDir, { recursive: true, force: true }); } catch (_) { /* best effort */ }
+  hark = null;
 }
-process.once('exit', () => { if (hark) try { hark.proc.kill('SIGKILL'); } catch (_) { /* gone */ } });
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => { killHarkNow(); process.exit(130); });
+process.once('exit', killHarkNow);
 
 after(async () => {
   if (browser) await bounded('closing the browser', browser.close(), 10_000).catch((e) => console.error(e.message));
@@ -194,19 +200,19 @@ async function step(name, fn) {
     e.message = `step ${stepNo} "${name}": ${e.message}`;
     throw e;
   }
-  console.log(`  ok ${stepNo} - ${name} (${Date.now() - t0} ms)`);
+  console.log(`# step ${stepNo} ok: ${name} (${Date.now() - t0} ms)`);
 }
 
 // Widget: Playwright's CSS locators pierce the open shadow root of <hark-widget>.
 const widgetState = (page) => page.evaluate(() => window.harkWidget && window.harkWidget.state());
-const widgetMsgs = (page, role) => page.locator(`#hark-messages li.msg[data-role="${role}"]`);
+const widgetMsgs = (page, role) => page.getByTestId('hark-messages').locator(`li.msg[data-role="${role}"]`);
 const texts = (loc) => loc.locator('.bubble').allTextContents();
 
 async function visitorSend(page, text) {
-  await page.locator('#hark-input').fill(text);
-  await page.locator('#hark-send').click();
+  await page.getByTestId('hark-input').fill(text);
+  await page.getByTestId('hark-send').click();
   await until(`visitor message "${text}" acknowledged`, async () => {
-    const li = page.locator('#hark-messages li.msg[data-role="visitor"]').filter({ hasText: text }).last();
+    const li = page.getByTestId('hark-messages').locator('li.msg[data-role="visitor"]').filter({ hasText: text }).last();
     return (await li.getAttribute('data-status', { timeout: 1000 })) === 'sent' && Number(await li.getAttribute('data-seq'));
   });
 }
@@ -217,7 +223,7 @@ test('chat widget and supervisor console in a real browser', { timeout: 180_000 
   fs.rmSync(ARTIFACTS, { recursive: true, force: true });
   fs.mkdirSync(ARTIFACTS, { recursive: true });
 
-  let base, evaToken, sessionId;
+  let base, evaToken, sessionId, sup, visitor;
 
   await step('start hark and create a second supervisor token', async () => {
     await startHark();
@@ -228,7 +234,7 @@ test('chat widget and supervisor console in a real browser', { timeout: 180_000 
     evaToken = r.json.token;
   });
 
-  await step('launch Chromium', async () => {
+  await step('launch Chromium, open a console and a visitor page', async () => {
     assert.ok(fs.existsSync(CHROMIUM), `no browser at ${CHROMIUM} (apt-get install chromium)`);
     // launch() gives the browser a fresh temporary user-data-dir and removes it on close.
     browser = await chromium.launch({
@@ -238,18 +244,18 @@ test('chat widget and supervisor console in a real browser', { timeout: 180_000 
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
+    sup = await bounded('console page', newPage('console', { width: 1280, height: 800 }));
+    visitor = await bounded('visitor page', newPage('visitor', { width: 1100, height: 760 }));
   });
-
-  const sup = await newPage('console', { width: 1280, height: 800 });
-  const visitor = await newPage('visitor', { width: 1100, height: 760 });
 
   await step('supervisor signs in at /console with the admin token', async () => {
     await sup.goto(base + '/console');
-    await sup.locator('#token-input').fill(ADMIN_TOKEN);
-    await sup.locator('#sign-in-button').click();
-    await sup.locator('#card-grid').waitFor({ state: 'visible' });
-    await until('console socket live', async () => (await sup.locator('#conn-status').getAttribute('data-state')) === 'live');
-    assert.equal(await sup.locator('#sign-in-error').isVisible(), false, 'sign-in error shown');
+    await sup.getByTestId('token-input').fill(ADMIN_TOKEN);
+    await sup.getByTestId('sign-in-button').click();
+    await sup.getByTestId('board').waitFor({ state: 'visible' });
+    await sup.getByTestId('card-grid').waitFor({ state: 'attached' });
+    await until('console socket live', async () => (await sup.getByTestId('conn-status').getAttribute('data-state')) === 'live');
+    assert.equal(await sup.getByTestId('sign-in-error').isVisible(), false, 'sign-in error shown');
     assert.equal(await sup.locator('article[data-testid="card"]').count(), 0, 'cards before any visitor');
     await sup.evaluate(() => { window.__harkNoReload = true; }); // gone if the page reloads
     await screenshot(sup, 'console-signed-in');
@@ -258,14 +264,14 @@ test('chat widget and supervisor console in a real browser', { timeout: 180_000 
   await step('visitor opens /demo and the widget, asks the bot', async () => {
     await visitor.goto(base + '/demo');
     await until('widget connected', async () => (await widgetState(visitor))?.connected);
-    await visitor.locator('#hark-launcher').click();
-    await visitor.locator('#hark-panel').waitFor({ state: 'visible' });
+    await visitor.getByTestId('hark-launcher').click();
+    await visitor.getByTestId('hark-panel').waitFor({ state: 'visible' });
     await visitorSend(visitor, QUESTION);
     await until('bot answers the opening hours', async () => (await texts(widgetMsgs(visitor, 'bot'))).some((t) => t.includes(BOT_HOURS)));
     const st = await widgetState(visitor);
     sessionId = st.sessionId;
     assert.ok(sessionId, 'widget has a session id');
-    assert.equal(await visitor.locator('#hark-agent-name').getAttribute('data-holder'), 'bot');
+    assert.equal(await visitor.getByTestId('hark-agent-name').getAttribute('data-holder'), 'bot');
     await screenshot(visitor, 'visitor-bot-answer');
   });
 
@@ -282,38 +288,38 @@ test('chat widget and supervisor console in a real browser', { timeout: 180_000 
 
   await step('supervisor watches the session and sees the visitor message', async () => {
     await card.click();
-    await sup.locator('#watch-panel').waitFor({ state: 'visible' });
-    const list = sup.locator('#message-list');
+    await sup.getByTestId('watch-panel').waitFor({ state: 'visible' });
+    const list = sup.getByTestId('message-list');
     await list.locator('li[data-role="visitor"]').filter({ hasText: QUESTION }).waitFor();
     await list.locator('li[data-role="bot"]').filter({ hasText: BOT_HOURS }).waitFor();
-    assert.equal(await sup.locator('#reply-input').isDisabled(), true, 'reply enabled before take-over');
+    assert.equal(await sup.getByTestId('reply-input').isDisabled(), true, 'reply enabled before take-over');
   });
 
   await step('supervisor takes over as Dana', async () => {
-    await sup.locator('#agent-name-input').fill('Dana');
-    await sup.locator('#take-over-button').click();
-    await until('reply box enabled', async () => sup.locator('#reply-input').isEnabled());
+    await sup.getByTestId('agent-name-input').fill('Dana');
+    await sup.getByTestId('take-over-button').click();
+    await until('reply box enabled', async () => sup.getByTestId('reply-input').isEnabled());
     await until('card holder is the agent', async () => (await card.getAttribute('data-holder')) === 'agent');
-    assert.equal(await sup.locator('#panel-error').isVisible(), false, 'panel error after take-over');
-    const agent = visitor.locator('#hark-agent-name');
+    assert.equal(await sup.getByTestId('panel-error').isVisible(), false, 'panel error after take-over');
+    const agent = visitor.getByTestId('hark-agent-name');
     await until('widget header names Dana', async () => (await agent.getAttribute('data-holder')) === 'agent' && (await agent.textContent()).includes('Dana'));
     await widgetMsgs(visitor, 'system').filter({ hasText: 'Dana' }).first().waitFor();
   });
 
   await step('supervisor replies; the visitor sees the reply', async () => {
-    await sup.locator('#reply-input').fill(REPLY);
-    await sup.locator('#send-button').click();
+    await sup.getByTestId('reply-input').fill(REPLY);
+    await sup.getByTestId('send-button').click();
     const li = widgetMsgs(visitor, 'agent').filter({ hasText: REPLY });
     await li.waitFor();
     assert.ok((await li.textContent()).includes('Dana'), 'agent bubble names Dana');
-    await sup.locator('#message-list li[data-role="agent"]').filter({ hasText: REPLY }).waitFor();
+    await sup.getByTestId('message-list').locator('li[data-role="agent"]').filter({ hasText: REPLY }).waitFor();
     await screenshot(visitor, 'visitor-agent-reply');
   });
 
   await step('while held, the bot does not answer the visitor', async () => {
     const botsBefore = await widgetMsgs(visitor, 'bot').count();
     const seq = await visitorSend(visitor, WHILE_HELD);
-    await sup.locator('#message-list li[data-role="visitor"]').filter({ hasText: WHILE_HELD }).waitFor();
+    await sup.getByTestId('message-list').locator('li[data-role="visitor"]').filter({ hasText: WHILE_HELD }).waitFor();
     await sleep(QUIET_MS);
     assert.equal(await widgetMsgs(visitor, 'bot').count(), botsBefore, 'the bot answered while a supervisor held the chat');
     // The server's log agrees: nothing from the bot after the visitor's message.
@@ -327,11 +333,11 @@ test('chat widget and supervisor console in a real browser', { timeout: 180_000 
     await visitorSend(visitor, HEBREW);
     const bubble = widgetMsgs(visitor, 'visitor').filter({ hasText: HEBREW }).locator('.bubble');
     assert.equal(await bubble.evaluate((el) => getComputedStyle(el).direction), 'rtl', 'widget bubble direction');
-    const input = visitor.locator('#hark-input');
+    const input = visitor.getByTestId('hark-input');
     await input.fill(HEBREW);
     assert.equal(await input.evaluate((el) => getComputedStyle(el).direction), 'rtl', 'widget input direction while typing Hebrew');
     await input.fill('');
-    const entry = sup.locator('#message-list li[data-role="visitor"]').filter({ hasText: HEBREW }).locator('.text');
+    const entry = sup.getByTestId('message-list').locator('li[data-role="visitor"]').filter({ hasText: HEBREW }).locator('.text');
     await entry.waitFor();
     assert.equal(await entry.evaluate((el) => getComputedStyle(el).direction), 'rtl', 'console entry direction');
     await screenshot(visitor, 'visitor-rtl');
@@ -339,39 +345,49 @@ test('chat widget and supervisor console in a real browser', { timeout: 180_000 
   });
 
   await step('a second supervisor is refused with "held"', async () => {
-    const eva = await newPage('console-2', { width: 1280, height: 800 });
+    const eva = await bounded('second console page', newPage('console-2', { width: 1280, height: 800 }));
     await eva.goto(base + '/console');
-    await eva.locator('#token-input').fill(evaToken);
-    await eva.locator('#sign-in-button').click();
+    await eva.getByTestId('token-input').fill(evaToken);
+    await eva.getByTestId('sign-in-button').click();
     const card2 = eva.locator(`article[data-testid="card"][data-session-id="${sessionId}"]`);
     await card2.waitFor({ state: 'visible' });
     assert.equal(await card2.getAttribute('data-holder'), 'agent');
     await card2.click();
-    await eva.locator('#watch-panel').waitFor({ state: 'visible' });
-    await eva.locator('#agent-name-input').fill('Eva');
-    await eva.locator('#take-over-button').click();
-    const err = eva.locator('#panel-error');
+    await eva.getByTestId('watch-panel').waitFor({ state: 'visible' });
+    await eva.getByTestId('agent-name-input').fill('Eva');
+    await eva.getByTestId('take-over-button').click();
+    const err = eva.getByTestId('panel-error');
     await err.waitFor({ state: 'visible' });
     await until('panel error has code held', async () => (await err.getAttribute('data-code')) === 'held');
     assert.match(await err.textContent(), /Dana/, 'the refusal names the holder');
-    assert.equal(await eva.locator('#reply-input').isDisabled(), true, 'second supervisor may reply');
+    assert.equal(await eva.getByTestId('reply-input').isDisabled(), true, 'second supervisor may reply');
     await screenshot(eva, 'console-2-held');
     // Dana still holds it.
-    assert.equal(await visitor.locator('#hark-agent-name').getAttribute('data-holder'), 'agent');
+    assert.equal(await visitor.getByTestId('hark-agent-name').getAttribute('data-holder'), 'agent');
     await eva.context().close();
     delete pages['console-2'];
   });
 
   await step('supervisor leaves; the bot answers the visitor again', async () => {
-    await sup.locator('#leave-button').click();
-    await until('reply box disabled after leave', async () => sup.locator('#reply-input').isDisabled());
-    const agent = visitor.locator('#hark-agent-name');
+    await sup.getByTestId('leave-button').click();
+    await until('reply box disabled after leave', async () => sup.getByTestId('reply-input').isDisabled());
+    const agent = visitor.getByTestId('hark-agent-name');
     await until('widget header back to the bot', async () => (await agent.getAttribute('data-holder')) === 'bot');
     await until('card holder back to the bot', async () => (await card.getAttribute('data-holder')) === 'bot');
     const botsBefore = (await texts(widgetMsgs(visitor, 'bot'))).filter((t) => t.includes(BOT_HOURS)).length;
     await visitorSend(visitor, QUESTION);
     await until('bot answers again', async () => (await texts(widgetMsgs(visitor, 'bot'))).filter((t) => t.includes(BOT_HOURS)).length > botsBefore);
-    await sup.locator('#message-list li[data-role="bot"]').filter({ hasText: BOT_HOURS }).nth(botsBefore).waitFor();
+    await sup.getByTestId('message-list').locator('li[data-role="bot"]').filter({ hasText: BOT_HOURS }).nth(botsBefore).waitFor();
+    // The stored log, now that the bot has caught up: no bot entry between the join and the leave.
+    const r = await http('GET', `${base}/v1/sessions/${sessionId}`, { token: ADMIN_TOKEN });
+    assert.equal(r.status, 200, r.text);
+    const log = r.json.messages || [];
+    const seqOf = (kind) => log.find((m) => m.notice && m.notice.kind === kind)?.seq;
+    const joined = seqOf('agent_joined'), left = seqOf('agent_left');
+    assert.ok(joined && left && joined < left, `agent_joined/agent_left notices in the log: ${joined}, ${left}`);
+    const held = log.filter((m) => m.seq > joined && m.seq < left);
+    assert.deepEqual(held.filter((m) => m.author?.role === 'bot'), [], 'bot entries while held');
+    assert.equal(held.filter((m) => m.author?.role === 'visitor').length, 2, 'visitor messages while held');
     await screenshot(visitor, 'visitor-bot-again');
     await screenshot(sup, 'console-after-leave');
   });
