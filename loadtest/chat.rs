@@ -102,13 +102,13 @@ struct Args {
     #[arg(long, default_value_t = 10.0)]
     baseline_rate: f64,
     /// Seconds of the baseline phase.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 20.0)]
     baseline_secs: f64,
     /// PID of the hark server, to read its VmRSS and CPU time from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
     /// Handshakes in flight at once while opening sockets.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 100)]
     connect_concurrency: usize,
     /// Most new sockets per second while opening them (0: as fast as --connect-concurrency allows).
     #[arg(long, default_value_t = 0.0)]
@@ -141,10 +141,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
         builder.worker_threads(threads);
     }
-    builder
-        .build()
-        .context("starting the runtime")?
-        .block_on(run(args))
+    builder.build().context("starting the runtime")?.block_on(run(args))
 }
 
 /// Labels of the phases, carried as the first character of each `client_id`.
@@ -183,10 +180,7 @@ impl Shared {
 fn ws_config() -> WebSocketConfig {
     // Small read buffers: 10,000 sockets of the default 128 KiB would cost the generator
     // memory for nothing. Writes go out at once.
-    WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20)
+    WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0).max_write_buffer_size(1 << 20)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,28 +240,19 @@ fn close_text(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame
 async fn open_widget(url: &str, hello: &str) -> Result<(Ws, String, Duration), String> {
     let started = Instant::now();
     let attempt = async {
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
-        ws.send(Message::text(hello))
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
             .await
-            .map_err(|e| format!("send hello: {e}"))?;
+            .map_err(|e| format!("connect: {e}"))?;
+        ws.send(Message::text(hello)).await.map_err(|e| format!("send hello: {e}"))?;
         loop {
             match ws.next().await {
                 None => return Err("closed before welcome".to_string()),
                 Some(Err(e)) => return Err(format!("before welcome: {e}")),
-                Some(Ok(Message::Close(frame))) => {
-                    return Err(format!("before welcome: {}", close_text(frame)))
-                }
+                Some(Ok(Message::Close(frame))) => return Err(format!("before welcome: {}", close_text(frame))),
                 Some(Ok(Message::Text(text))) => {
-                    let frame: Frame = serde_json::from_str(text.as_str())
-                        .map_err(|e| format!("bad frame: {e}"))?;
+                    let frame: Frame = serde_json::from_str(text.as_str()).map_err(|e| format!("bad frame: {e}"))?;
                     if frame.kind == "welcome" {
-                        let id = frame
-                            .session_id
-                            .ok_or("welcome without session_id")?
-                            .into_owned();
+                        let id = frame.session_id.ok_or("welcome without session_id")?.into_owned();
                         return Ok((ws, id));
                     }
                 }
@@ -286,6 +271,7 @@ async fn open_widget(url: &str, hello: &str) -> Result<(Ws, String, Duration), S
 async fn idle_socket(mut ws: Ws, shared: Arc<Shared>) -> Option<String> {
     let lost = loop {
         tokio::select! {
+            biased;
             _ = shared.cancel.cancelled() => return None,
             frame = ws.next() => match frame {
                 None => break "connection closed".to_string(),
@@ -373,10 +359,8 @@ async fn active_socket(
                                 shared.acked.fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        "message" => {
-                            if frame.author.as_ref().is_some_and(|a| a.role == "bot") {
-                                stats.bot_messages += 1;
-                            }
+                        "message" if frame.author.as_ref().is_some_and(|a| a.role == "bot") => {
+                            stats.bot_messages += 1;
                         }
                         _ => {}
                     }
@@ -428,13 +412,8 @@ async fn supervisor(
 ) -> SupervisorStats {
     let mut stats = SupervisorStats::default();
     let opened = async {
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| format!("request: {e}"))?;
-        let bearer = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| "token is not a valid header value".to_string())?;
+        let mut request = url.as_str().into_client_request().map_err(|e| format!("request: {e}"))?;
+        let bearer = format!("Bearer {token}").parse().map_err(|_| "token is not a valid header value".to_string())?;
         request.headers_mut().insert("authorization", bearer);
         let config = WebSocketConfig::default().write_buffer_size(0);
         let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
@@ -456,16 +435,11 @@ async fn supervisor(
     // Watch every active session, pipelined from a task of its own (so that neither side
     // waits on the other's full buffers); ready once every ref is answered.
     let (mut sink, mut stream) = ws.split();
-    let index: HashMap<String, usize> = sessions
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| s.clone().map(|s| (s, i)))
-        .collect();
+    let index: HashMap<String, usize> =
+        sessions.iter().enumerate().filter_map(|(i, s)| s.clone().map(|s| (s, i))).collect();
     let mut unanswered = index.len();
-    let watches: Vec<String> = index
-        .iter()
-        .map(|(id, i)| format!(r#"{{"type":"watch","session_id":"{id}","ref":"{i}"}}"#))
-        .collect();
+    let watches: Vec<String> =
+        index.iter().map(|(id, i)| format!(r#"{{"type":"watch","session_id":"{id}","ref":"{i}"}}"#)).collect();
     let cancel = shared.cancel.clone();
     let _sender = tokio::spawn(async move {
         for watch in watches {
@@ -484,6 +458,7 @@ async fn supervisor(
     }
     loop {
         let frame = tokio::select! {
+            biased;
             _ = shared.cancel.cancelled() => break,
             frame = stream.next() => frame,
         };
@@ -511,9 +486,7 @@ async fn supervisor(
         match &*frame.kind {
             "message" => match frame.author.as_ref().map(|a| &*a.role) {
                 Some("visitor") => {
-                    let Some((label, socket, sent)) =
-                        frame.client_id.as_deref().and_then(parse_client_id)
-                    else {
+                    let Some((label, socket, sent)) = frame.client_id.as_deref().and_then(parse_client_id) else {
                         continue;
                     };
                     let session = frame.session_id.as_deref().unwrap_or("");
@@ -521,9 +494,7 @@ async fn supervisor(
                         stats.mismatched += 1;
                         continue;
                     }
-                    stats
-                        .deliveries
-                        .push((label, micros_u32(received.saturating_sub(sent))));
+                    stats.deliveries.push((label, micros_u32(received.saturating_sub(sent))));
                     shared.delivered.fetch_add(1, Ordering::Relaxed);
                 }
                 Some("bot") => stats.bot_messages += 1,
@@ -541,19 +512,12 @@ async fn supervisor(
             "ok" | "error" => {
                 if frame.kind == "error" {
                     stats.errors += 1;
-                    eprintln!(
-                        "supervisor: error {:?} for ref {:?}",
-                        frame.code, frame.reference
-                    );
+                    eprintln!("supervisor: error {:?} for ref {:?}", frame.code, frame.reference);
                 }
                 if frame.reference.is_some() && unanswered > 0 {
                     unanswered -= 1;
                     if unanswered == 0 {
-                        let _ = ready
-                            .take()
-                            .expect("once")
-                            .send(Ok(stats.snapshot_cards))
-                            .await;
+                        let _ = ready.take().expect("once").send(Ok(stats.snapshot_cards)).await;
                     }
                 }
             }
@@ -561,12 +525,7 @@ async fn supervisor(
         }
     }
     if let Some(ready) = ready {
-        let _ = ready
-            .send(Err(stats
-                .ended
-                .clone()
-                .unwrap_or_else(|| "stopped before ready".into())))
-            .await;
+        let _ = ready.send(Err(stats.ended.clone().unwrap_or_else(|| "stopped before ready".into()))).await;
     }
     stats
 }
@@ -610,10 +569,7 @@ fn percentiles(mut micros: Vec<u32>) -> Percentiles {
         return Percentiles::default();
     }
     micros.sort_unstable();
-    let rank = |q: f64| {
-        micros[((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1] as f64
-            / 1000.0
-    };
+    let rank = |q: f64| micros[((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1] as f64 / 1000.0;
     Percentiles {
         count: micros.len(),
         p50: rank(0.50),
@@ -656,39 +612,26 @@ async fn open_widgets<T: Send + 'static, F, Fut>(
     count: usize,
     tasks: &mut JoinSet<Option<T>>,
     serve: F,
-) -> (
-    Vec<u32>,
-    Vec<Option<String>>,
-    BTreeMap<String, usize>,
-    Duration,
-)
+) -> (Vec<u32>, Vec<Option<String>>, BTreeMap<String, usize>, Duration)
 where
     F: Fn(usize, Ws) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = T> + Send + 'static,
 {
     let url = format!("{}/v1/chat", args.url.trim_end_matches('/'));
-    let hello: Arc<str> = json!({"type": "hello", "site_key": args.site_key})
-        .to_string()
-        .into();
+    let hello: Arc<str> = json!({"type": "hello", "site_key": args.site_key}).to_string().into();
     let permits = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let (results, mut opened) = mpsc::channel::<(usize, Result<(String, Duration), String>)>(1024);
     let started = Instant::now();
     for i in 0..count {
-        let (url, hello, permits, results, serve) = (
-            url.clone(),
-            hello.clone(),
-            permits.clone(),
-            results.clone(),
-            serve.clone(),
-        );
-        let not_before = (args.connect_rate > 0.0)
-            .then(|| started + Duration::from_secs_f64(i as f64 / args.connect_rate));
+        let (url, hello, permits, results, serve) =
+            (url.clone(), hello.clone(), permits.clone(), results.clone(), serve.clone());
+        let not_before =
+            (args.connect_rate > 0.0).then(|| started + Duration::from_secs_f64(i as f64 / args.connect_rate));
         tasks.spawn(async move {
-            sleep_until(not_before.filter(|t| *t > Instant::now())).await;
-            let permit = permits
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
+            if let Some(at) = not_before {
+                tokio::time::sleep_until(at.into()).await;
+            }
+            let permit = permits.acquire_owned().await.expect("semaphore is never closed");
             let opened = open_widget(&url, &hello).await;
             drop(permit);
             match opened {
@@ -722,17 +665,14 @@ where
             Err(e) => *failures.entry(e).or_default() += 1,
         }
         if done % step == 0 && done < count {
-            eprintln!(
-                "  {label}: {done}/{count} handshakes done ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            );
+            eprintln!("  {label}: {done}/{count} handshakes done ({:.1} s)", started.elapsed().as_secs_f64());
         }
     }
     (times, ids, failures, started.elapsed())
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    if args.active > 0 && !(args.rate > 0.0) {
+    if args.active > 0 && (args.rate.is_nan() || args.rate <= 0.0) {
         bail!("--rate must be > 0");
     }
     if args.supervisors > 0 && args.token.is_none() {
@@ -778,16 +718,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut actives = JoinSet::new();
     let serve_active = {
         let (shared, text_json, count) = (shared.clone(), text_json.clone(), args.active);
-        move |i: usize, ws: Ws| {
-            active_socket(
-                i,
-                count,
-                ws,
-                shared.clone(),
-                pace_rx.clone(),
-                text_json.clone(),
-            )
-        }
+        move |i: usize, ws: Ws| active_socket(i, count, ws, shared.clone(), pace_rx.clone(), text_json.clone())
     };
     let (active_times, active_ids, active_failures, active_took) =
         open_widgets(&args, "active", args.active, &mut actives, serve_active).await;
@@ -841,7 +772,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let until = Instant::now() + limit;
             while Instant::now() < until {
                 let sent = shared.sent.load(Ordering::Relaxed);
-                if shared.delivered.load(Ordering::Relaxed) >= sent * sup && shared.acked.load(Ordering::Relaxed) >= sent {
+                if shared.delivered.load(Ordering::Relaxed) >= sent * sup
+                    && shared.acked.load(Ordering::Relaxed) >= sent
+                {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -860,10 +793,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             warm_label: BASELINE,
             label: BASELINE,
         }));
-        eprintln!(
-            "baseline: {} msg/s for {} s",
-            args.baseline_rate, args.baseline_secs
-        );
+        eprintln!("baseline: {} msg/s for {} s", args.baseline_rate, args.baseline_secs);
         tokio::time::sleep_until(end.into()).await;
         drain(Duration::from_secs_f64(args.drain)).await;
         pace_tx.send_replace(None);
@@ -898,30 +828,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let end = measure_from + Duration::from_secs_f64(args.duration);
     let mut main_cpu = (server_cpu(), own_cpu(), Instant::now());
     if active_opened > 0 {
-        pace_tx.send_replace(Some(Pace {
-            rate: args.rate,
-            start,
-            measure_from,
-            end,
-            warm_label: WARMUP,
-            label: MAIN,
-        }));
-        eprintln!(
-            "main: {} msg/s for {} s warm-up + {} s",
-            args.rate, args.warmup, args.duration
-        );
+        pace_tx.send_replace(Some(Pace { rate: args.rate, start, measure_from, end, warm_label: WARMUP, label: MAIN }));
+        eprintln!("main: {} msg/s for {} s warm-up + {} s", args.rate, args.warmup, args.duration);
         tokio::time::sleep_until(measure_from.into()).await;
         main_cpu = (server_cpu(), own_cpu(), Instant::now());
-        let mut last = (
-            shared.sent.load(Ordering::Relaxed),
-            shared.delivered.load(Ordering::Relaxed),
-        );
+        let mut last = (shared.sent.load(Ordering::Relaxed), shared.delivered.load(Ordering::Relaxed));
         while Instant::now() + Duration::from_secs(5) < end {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            let now = (
-                shared.sent.load(Ordering::Relaxed),
-                shared.delivered.load(Ordering::Relaxed),
-            );
+            let now = (shared.sent.load(Ordering::Relaxed), shared.delivered.load(Ordering::Relaxed));
             eprintln!(
                 "  sent {:.0}/s, delivered {:.0}/s, server RSS {}",
                 (now.0 - last.0) as f64 / 5.0,
@@ -968,48 +882,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // Figures.
-    let sent = |label: u8| {
-        active_stats
-            .iter()
-            .map(|s| s.sent.get(&label).copied().unwrap_or(0))
-            .sum::<u64>()
-    };
+    let sent = |label: u8| active_stats.iter().map(|s| s.sent.get(&label).copied().unwrap_or(0)).sum::<u64>();
     let of = |samples: &mut dyn Iterator<Item = &(u8, u32)>, label: u8| {
-        samples
-            .filter(|(l, _)| *l == label)
-            .map(|(_, us)| *us)
-            .collect::<Vec<_>>()
+        samples.filter(|(l, _)| *l == label).map(|(_, us)| *us).collect::<Vec<_>>()
     };
     let acks = |label: u8| of(&mut active_stats.iter().flat_map(|s| s.acks.iter()), label);
-    let deliveries = |label: u8| {
-        of(
-            &mut supervisor_stats.iter().flat_map(|s| s.deliveries.iter()),
-            label,
-        )
-    };
+    let deliveries = |label: u8| of(&mut supervisor_stats.iter().flat_map(|s| s.deliveries.iter()), label);
     let (main_sent, base_sent, warm_sent) = (sent(MAIN), sent(BASELINE), sent(WARMUP));
     let (main_acks, base_acks) = (acks(MAIN), acks(BASELINE));
     let (main_deliveries, base_deliveries) = (deliveries(MAIN), deliveries(BASELINE));
     let (main_acked, base_acked) = (main_acks.len() as u64, base_acks.len() as u64);
-    let (main_delivered, base_delivered) =
-        (main_deliveries.len() as u64, base_deliveries.len() as u64);
+    let (main_delivered, base_delivered) = (main_deliveries.len() as u64, base_deliveries.len() as u64);
     let main_ack = percentiles(main_acks);
     let base_ack = percentiles(base_acks);
     let main_delivery = percentiles(main_deliveries);
     let base_delivery = percentiles(base_deliveries);
-    let send_lag = percentiles(
-        active_stats
-            .iter()
-            .flat_map(|s| s.send_lag.iter().copied())
-            .collect(),
-    );
-    let handshake = percentiles(
-        active_times
-            .iter()
-            .chain(idle_times.iter())
-            .copied()
-            .collect(),
-    );
+    let send_lag = percentiles(active_stats.iter().flat_map(|s| s.send_lag.iter().copied()).collect());
+    let handshake = percentiles(active_times.iter().chain(idle_times.iter()).copied().collect());
     let achieved = main_sent as f64 / args.duration;
     let mut active_ended = BTreeMap::<String, usize>::new();
     for s in &active_stats {
@@ -1022,10 +911,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let resyncs = supervisor_stats.iter().map(|s| s.resyncs).sum::<u64>();
     let cards = supervisor_stats.iter().map(|s| s.cards).sum::<u64>();
     let sup_errors = supervisor_stats.iter().map(|s| s.errors).sum::<u64>();
-    let sup_ended: Vec<String> = supervisor_stats
-        .iter()
-        .filter_map(|s| s.ended.clone())
-        .collect();
+    let sup_ended: Vec<String> = supervisor_stats.iter().filter_map(|s| s.ended.clone()).collect();
     let per_idle = match (rss_before_idle, rss_idle) {
         (Some(a), Some(b)) if idle_opened > 0 => Some((b as f64 - a as f64) / idle_opened as f64),
         _ => None,
@@ -1069,26 +955,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!("  delivery        {}", base_delivery.line());
         println!("  ack             {}", base_ack.line());
     }
-    println!(
-        "main              target {} msg/s × {} s (+{} s warm-up, {warm_sent} msgs) with {idle_opened} idle sockets",
-        args.rate, args.duration, args.warmup
-    );
-    println!(
-        "  messages        sent {main_sent} ({achieved:.0}/s), acked {main_acked}, delivered {main_delivered}/{} ({} missing), bot replies to visitors {visitor_bot}",
-        main_sent * sup,
-        (main_sent * sup).saturating_sub(main_delivered)
-    );
-    println!("  delivery        {}", main_delivery.line());
-    println!("  ack             {}", main_ack.line());
-    println!("  send lag        {}", send_lag.line());
-    if baseline {
-        if let Some(r) = ratio(main_delivery.p99, base_delivery.p99) {
-            println!(
-                "  vs baseline     delivery p99 ×{r:.2}, p50 ×{:.2}",
-                ratio(main_delivery.p50, base_delivery.p50).unwrap_or(0.0)
-            );
+    if active_opened > 0 {
+        println!(
+            "main              target {} msg/s × {} s (+{} s warm-up, {warm_sent} msgs) with {idle_opened} idle sockets",
+            args.rate, args.duration, args.warmup
+        );
+        println!(
+            "  messages        sent {main_sent} ({achieved:.0}/s), acked {main_acked}, delivered {main_delivered}/{} ({} missing)",
+            main_sent * sup,
+            (main_sent * sup).saturating_sub(main_delivered)
+        );
+        println!("  delivery        {}", main_delivery.line());
+        println!("  ack             {}", main_ack.line());
+        println!("  send lag        {}", send_lag.line());
+        if baseline {
+            if let Some(r) = ratio(main_delivery.p99, base_delivery.p99) {
+                println!(
+                    "  vs baseline     delivery p99 ×{r:.2}, p50 ×{:.2}",
+                    ratio(main_delivery.p50, base_delivery.p50).unwrap_or(0.0)
+                );
+            }
         }
     }
+    println!("visitors got     {visitor_bot} bot replies (all phases)");
     println!("supervisor feed   {cards} card frames, {resyncs} resync snapshots, {mismatched} mismatched, {sup_errors} errors");
     for e in &sup_ended {
         println!("  supervisor ended: {e}");
@@ -1103,13 +992,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             show(rss_end)
         );
         if let Some(per) = per_idle {
-            println!("  per idle session {:.0} bytes ({:.2} KiB) = (after idle − before idle) / {idle_opened}", per, per / 1024.0);
+            println!(
+                "  per idle session {:.0} bytes ({:.2} KiB) = (after idle − before idle) / {idle_opened}",
+                per,
+                per / 1024.0
+            );
         }
         if let (Some(a), Some(b)) = (rss_before, rss_idle) {
-            println!(
-                "  vs zero sessions RSS ×{:.2} with {sessions_now} sessions",
-                b as f64 / a as f64
-            );
+            println!("  vs zero sessions RSS ×{:.2} with {sessions_now} sessions", b as f64 / a as f64);
         }
     }
     if let Some(c) = server_cpu_share {
@@ -1141,10 +1031,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             })),
             "main": {
                 "sent": main_sent, "warmup_sent": warm_sent, "achieved_rate": achieved, "acked": main_acked,
-                "delivered": main_delivered, "expected_deliveries": main_sent * sup, "bot_replies_to_visitors": visitor_bot,
+                "delivered": main_delivered, "expected_deliveries": main_sent * sup,
                 "delivery": main_delivery.json(), "ack": main_ack.json(), "send_lag": send_lag.json(),
                 "delivery_p99_vs_baseline": ratio(main_delivery.p99, base_delivery.p99),
             },
+            "bot_replies_all_phases": visitor_bot,
             "supervisor_feed": {"cards": cards, "resync_snapshots": resyncs, "mismatched": mismatched, "errors": sup_errors},
             "server": {
                 "rss_before": rss_before, "rss_before_idle": rss_before_idle, "rss_after_idle": rss_idle, "rss_end": rss_end,
@@ -1156,8 +1047,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if path.as_os_str() == "-" {
             println!("{text}");
         } else {
-            std::fs::write(path, text + "\n")
-                .with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
         }
     }
     Ok(())
