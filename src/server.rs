@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -112,11 +113,22 @@ fn load_faq(path: &str) -> Result<Faq, StartError> {
     Faq::parse(&text).map_err(|source| StartError::Faq { path: path.into(), source })
 }
 
+/// Pending connections the kernel queues; a burst of widgets reconnecting after a restart must
+/// not overflow it (the default of 128 drops SYNs and costs a 1 s retry).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Runs the server until `signal` completes, then shuts down gracefully.
 pub async fn serve(config: Config, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
     let addr = config.http.addr;
     let app = App::new(config, Clock::System).await?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    let listener = listen(addr).map_err(|source| StartError::Bind { addr, source })?;
     tracing::info!(addr = %listener.local_addr().map_err(StartError::Serve)?, "hark is listening");
     let shutdown = app.shutdown.clone();
     tokio::spawn(async move {
@@ -132,6 +144,10 @@ pub async fn serve(config: Config, signal: impl Future<Output = ()> + Send + 'st
         }
     });
     let router = crate::api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Sockets carry many small frames (acks, cards): send each at once.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
         .await

@@ -27,7 +27,7 @@ use super::protocol::{ServerFrame, VisitorFrame, MAX_CLIENT_ID};
 
 const SOCKET: &str = "chat";
 /// Read buffer per widget socket; idle visitors are most sockets, so it stays small.
-const READ_BUFFER: usize = 4096;
+const READ_BUFFER: usize = 1024;
 
 /// Where the visitor connects from, read off the upgrade request.
 struct Visitor {
@@ -243,7 +243,7 @@ impl Connection<'_> {
             VisitorFrame::Hello { .. } => Some(Some(Close::new(ws::BAD_MESSAGE, "unexpected hello"))),
             VisitorFrame::Leave => {
                 // The session's Ended event closes the socket.
-                let _ = self.live.commands.send(Command::Input(Input::VisitorLeft, None)).await;
+                let _ = self.live.commands.send(Command::input(Input::VisitorLeft, None)).await;
                 None
             }
             VisitorFrame::Message { client_id, text } => {
@@ -269,7 +269,7 @@ impl Connection<'_> {
                     )));
                 }
                 let input = Input::VisitorMessage { client_id: client_id.clone(), text };
-                match ask(self.live, |reply| Command::Input(input, Some(reply))).await {
+                match ask(self.live, |reply| Command::input(input, Some(reply))).await {
                     // A resent message: acknowledge it again; a new one is acked from the stream.
                     Some(Ok(Reply::Stored { seq, duplicate: true })) => {
                         let ack = ServerFrame::Ack { client_id: &client_id, seq };

@@ -28,24 +28,23 @@ pub enum Event {
 pub type ReplyTx = oneshot::Sender<Result<Reply, Refusal>>;
 
 pub enum Command {
-    Input(Input, Option<ReplyTx>),
+    /// Boxed: inputs carry strings, and every idle session's command queue holds a block of
+    /// 32 slots sized to the largest command.
+    Input(Box<Input>, Option<ReplyTx>),
     /// A visitor socket attaches; an older one is kicked.
-    Attach {
-        reply: oneshot::Sender<Attached>,
-    },
+    Attach { reply: oneshot::Sender<Attached> },
     /// The visitor socket `conn` is gone.
-    Detach {
-        conn: u64,
-    },
+    Detach { conn: u64 },
     /// Entries after `after` plus the live stream from there, with no gap between them.
-    Subscribe {
-        after: u64,
-        reply: oneshot::Sender<Subscription>,
-    },
+    Subscribe { after: u64, reply: oneshot::Sender<Subscription> },
     /// The session as it stands: card, whole log and holds.
-    Record {
-        reply: oneshot::Sender<SessionRecord>,
-    },
+    Record { reply: oneshot::Sender<SessionRecord> },
+}
+
+impl Command {
+    pub fn input(input: Input, reply: Option<ReplyTx>) -> Command {
+        Command::Input(Box::new(input), reply)
+    }
 }
 
 pub struct Subscription {
@@ -64,7 +63,7 @@ pub struct Attached {
 /// Capacity of a session's command queue; senders wait when it is full.
 const COMMANDS: usize = 64;
 /// Capacity of a session's event stream; a subscriber further behind re-subscribes.
-const EVENTS: usize = 32;
+const EVENTS: usize = 16;
 
 /// What every session's owner task shares.
 #[derive(Clone)]
@@ -147,7 +146,7 @@ impl Actor {
     fn on_command(&mut self, command: Command) -> Option<(ReplyTx, Result<Reply, Refusal>)> {
         match command {
             Command::Input(input, reply) => {
-                let result = self.core.handle(input, self.ctx.clock.now());
+                let result = self.core.handle(*input, self.ctx.clock.now());
                 return reply.map(|reply| (reply, result));
             }
             Command::Attach { reply } => {
@@ -249,7 +248,7 @@ impl Actor {
                     };
                     metrics::counter!(crate::metrics::BOT_REPLIES, "bot" => "http", "outcome" => outcome).increment(1);
                     if let Some(text) = reply {
-                        let _ = commands.send(Command::Input(Input::BotReply { text }, None)).await;
+                        let _ = commands.send(Command::input(Input::BotReply { text }, None)).await;
                     }
                 });
             }

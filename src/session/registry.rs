@@ -112,7 +112,7 @@ impl Registry {
     pub async fn shutdown_all(&self) {
         let handles: Vec<_> = self.sessions.iter().map(|l| l.commands.clone()).collect();
         for commands in handles {
-            let _ = commands.send(Command::Input(super::core::Input::Shutdown, None)).await;
+            let _ = commands.send(Command::input(super::core::Input::Shutdown, None)).await;
         }
         self.tasks.close();
         self.tasks.wait().await;

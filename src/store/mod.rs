@@ -66,6 +66,9 @@ impl Store {
                         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        // Checkpoints (the only commits that fsync) run in their own task, off
+                        // the writer's commit path; see `checkpoint_loop`.
+                        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
@@ -73,6 +76,9 @@ impl Store {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
+        if sqlite {
+            tokio::spawn(checkpoint_loop(pool.clone()));
+        }
         let store = Store { pool };
         store.close_orphans().await?;
         Ok(store)
@@ -182,6 +188,24 @@ impl Store {
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         tokio::spawn(write_loop(self.pool.clone(), rx));
         Writer { tx }
+    }
+}
+
+/// How often the SQLite WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Checkpoints the SQLite WAL on a connection of its own. A passive checkpoint never blocks the
+/// writer, so its fsyncs stay off the path of every message (automatic checkpoints would run
+/// inside whichever commit crosses the threshold, stalling it for the fsync).
+async fn checkpoint_loop(pool: AnyPool) {
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::warn!(%error, "WAL checkpoint failed; retrying");
+        }
     }
 }
 

@@ -174,7 +174,7 @@ impl<'a> Connection<'a> {
         };
         let taking = matches!(input, Input::TakeOver { .. });
         let releasing = matches!(input, Input::Leave { .. } | Input::Transfer { .. });
-        let result = ask(&live, |reply| Command::Input(input, Some(reply)))
+        let result = ask(&live, |reply| Command::input(input, Some(reply)))
             .await
             .ok_or(("unknown_session", format!("session {id} has ended")))?;
         if taking {
@@ -217,7 +217,7 @@ impl<'a> Connection<'a> {
         for id in self.held.drain() {
             if let Some(live) = self.app.registry.get(&id) {
                 let by = self.principal.id.clone();
-                let _ = live.commands.send(Command::Input(Input::SupervisorGone { by }, None)).await;
+                let _ = live.commands.send(Command::input(Input::SupervisorGone { by }, None)).await;
             }
         }
     }
