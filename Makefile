@@ -28,3 +28,7 @@ lint:
 
 bench:
 	$(CARGO) bench --bench session_core
+
+## The chat load of docs/PERFORMANCE.md (about 2 minutes; needs no other load on the machine).
+loadtest:
+	./loadtest/chat.sh
