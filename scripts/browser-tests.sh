@@ -7,7 +7,7 @@
 # ever downloaded by npm or playwright), nodejs and npm, and the pinned npm packages of
 # tests/browser (npm ci, only when node_modules is missing or the lockfile changed).
 #
-# Environment: HARK_BIN (default target/debug/hark; built with `cargo build --bin hark` when the
+# Environment: HARK_BIN (default $CARGO_TARGET_DIR/debug/hark, else target/debug/hark; built with `cargo build --bin hark` when the
 # default is missing), CHROMIUM_PATH (default /usr/bin/chromium).
 # Screenshots and hark's log land in artifacts/browser/.
 set -euo pipefail
@@ -52,8 +52,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" >"$stamp"
 fi
 
-if [ -z "${HARK_BIN:-}" ] && [ ! -x target/debug/hark ]; then
-  echo "browser tests: target/debug/hark is missing, building it"
+# The binary `cargo test` built, wherever cargo's target directory is.
+export HARK_BIN="${HARK_BIN:-${CARGO_TARGET_DIR:-target}/debug/hark}"
+if [ ! -x "$HARK_BIN" ]; then
+  echo "browser tests: $HARK_BIN is missing, building it"
   cargo build --bin hark
 fi
 
