@@ -2,6 +2,8 @@
 //!
 //! Where a message goes, stage by stage (each module is one folder or file):
 //!
+//! - [`ingest`]: calls arriving by SIP/RTP and streaming protocols, as voice sessions with
+//!   per-speaker 16 kHz audio and recordings.
 //! - [`chat`]: the widget socket `/v1/chat`, the bot that answers while no human holds a chat.
 //! - [`session`]: the registry of live sessions, one owner task per session, its pure core,
 //!   events and the live card.
@@ -18,6 +20,7 @@ pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod ingest;
 pub mod metrics;
 pub mod server;
 pub mod session;

@@ -25,6 +25,10 @@ pub const BOT_REPLIES: &str = "hark_bot_replies_total";
 pub const STORE_ERRORS: &str = "hark_store_errors_total";
 /// Histogram: seconds per database commit of a write batch.
 pub const STORE_COMMIT_SECONDS: &str = "hark_store_commit_seconds";
+/// Counter: calls started, by `source` (sip, siprec, twilio, …).
+pub const CALLS: &str = "hark_calls_total";
+/// Counter: audio frames the speech stage was too slow to take (dropped; recordings keep them).
+pub const SPEECH_FRAMES_DROPPED: &str = "hark_speech_frames_dropped_total";
 /// Counter: HTTP requests refused for authentication, by `reason`.
 pub const AUTH_REFUSALS: &str = "hark_auth_refusals_total";
 
@@ -63,5 +67,7 @@ fn describe() {
     describe_counter!(BOT_REPLIES, "Bot replies by bot and outcome");
     describe_counter!(STORE_ERRORS, "Failed database commits (retried)");
     describe_histogram!(STORE_COMMIT_SECONDS, Unit::Seconds, "Database commit time per write batch");
+    describe_counter!(CALLS, "Calls started, by source");
+    describe_counter!(SPEECH_FRAMES_DROPPED, "Audio frames dropped because the speech stage fell behind");
     describe_counter!(AUTH_REFUSALS, "Requests refused for authentication, by reason");
 }

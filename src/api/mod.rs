@@ -110,7 +110,8 @@ async fn get_session(
 ) -> Result<Json<SessionRecord>, Problem> {
     let id: SessionId = id.parse().map_err(|_| Problem::bad_request(format!("{id:?} is not a session id")))?;
     if let Some(live) = app.registry.get(&id).filter(|l| l.card.tenant == principal.tenant) {
-        if let Some(record) = ask(&live, |reply| Command::Record { reply }).await {
+        if let Some(mut record) = ask(&live, |reply| Command::Record { reply }).await {
+            record.call = app.store.call(id).await.map_err(Problem::internal)?;
             return Ok(Json(record));
         }
         // It ended meanwhile; its owner committed the end before leaving the registry.

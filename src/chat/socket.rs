@@ -91,7 +91,7 @@ async fn run(app: &App, socket: &mut WebSocket, visitor: Visitor) -> Option<Clos
         },
         None => {
             let card = new_card(app, &site_key, &site.tenant, visitor);
-            let (token, live) = actor::start(&app.sessions, card, site.bot.clone()).await;
+            let (token, live) = actor::start(&app.sessions, card, site.bot.clone(), app.sessions.timing).await;
             (live, token, false)
         }
     };

@@ -71,13 +71,15 @@ pub struct Context {
     pub registry: Arc<Registry>,
     pub writer: Writer,
     pub clock: Clock,
+    /// Timing of chats (calls bring their own).
     pub timing: Timing,
 }
 
-/// Starts the owner task of a new session with `card`; returns its resume token and handle.
-pub async fn start(ctx: &Context, card: Card, bot: Arc<Bot>) -> (String, Live) {
+/// Starts the owner task of a new session with `card` and its `timing`; returns its resume
+/// token and handle.
+pub async fn start(ctx: &Context, card: Card, bot: Arc<Bot>, timing: Timing) -> (String, Live) {
     let now = ctx.clock.now();
-    let core = SessionCore::new(card, ctx.timing, now);
+    let core = SessionCore::new(card, timing, now);
     let resume_token = format!("r_{}", hex::encode(rand::random::<[u8; 24]>()));
     let (commands, rx) = mpsc::channel(COMMANDS);
     let live = Live { commands: commands.clone(), card: Arc::new(core.card().clone()) };
@@ -177,6 +179,7 @@ impl Actor {
                     card: self.core.card().at(self.ctx.clock.now().wall),
                     messages: self.core.entries_after(0).to_vec(),
                     holds: self.core.holds().to_vec(),
+                    call: None,
                 });
             }
         }

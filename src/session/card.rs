@@ -38,6 +38,25 @@ pub struct Card {
     pub ended_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+    /// A call's media streams, one per speaker (empty for chats).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamCard>,
+}
+
+/// Live media figures of one speaker's stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StreamCard {
+    /// `customer` or `agent`.
+    pub speaker: String,
+    pub codec: String,
+    pub packets: u64,
+    pub lost: u64,
+    pub late: u64,
+    pub duplicates: u64,
+    /// Packets from a source other than the latched one, dropped.
+    pub foreign: u64,
+    /// RFC 3550 interarrival jitter.
+    pub jitter_ms: f64,
 }
 
 /// Longest last-message preview on a card, in characters.
@@ -76,6 +95,7 @@ impl Card {
             sentiment: None,
             ended_at: None,
             end_reason: None,
+            streams: Vec::new(),
         }
     }
 

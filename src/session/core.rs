@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::clock::Now;
 
 use super::card::preview;
-use super::{Author, Card, EndReason, Entry, Hold, Holder, Notice};
+use super::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, StreamCard};
 
 /// Timing settings of a session.
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +23,7 @@ pub struct Timing {
 /// Identifies the supervisor (its token) behind a command, so only the holder can act as holder.
 pub type SupervisorId = String;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     VisitorMessage {
         client_id: String,
@@ -53,6 +53,10 @@ pub enum Input {
     },
     VisitorOnline(bool),
     VisitorLeft,
+    /// A call's media figures changed.
+    Streams(Vec<StreamCard>),
+    /// A call ended (either side hung up, or its media stopped).
+    Hangup,
     Shutdown,
 }
 
@@ -74,6 +78,8 @@ pub enum Refusal {
     NotHolder,
     #[error("session has ended")]
     Ended,
+    #[error("a voice session can be watched but not taken over")]
+    Voice,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +195,11 @@ impl SessionCore {
                 }
                 Ok(Reply::Done)
             }
+            Input::TakeOver { .. } | Input::AgentSend { .. } | Input::Transfer { .. }
+                if self.card.channel == Channel::Voice =>
+            {
+                Err(Refusal::Voice)
+            }
             Input::TakeOver { by, agent_name } => self.take_over(by, agent_name, now),
             Input::AgentSend { by, text } => {
                 let name = self.held_by(&by)?;
@@ -229,6 +240,15 @@ impl SessionCore {
             }
             Input::VisitorLeft => {
                 self.end(EndReason::VisitorLeft, now);
+                Ok(Reply::Done)
+            }
+            Input::Streams(streams) => {
+                self.card.streams = streams;
+                self.outputs.push_back(Output::CardChanged);
+                Ok(Reply::Done)
+            }
+            Input::Hangup => {
+                self.end(EndReason::Hangup, now);
                 Ok(Reply::Done)
             }
             Input::Shutdown => {
@@ -324,7 +344,6 @@ impl SessionCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::Channel;
     use time::OffsetDateTime;
 
     fn start() -> Now {

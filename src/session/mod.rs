@@ -14,7 +14,7 @@ pub mod registry;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-pub use card::Card;
+pub use card::{Card, StreamCard};
 pub use registry::Registry;
 
 /// Sessions are named by UUIDs, rendered in their hyphenated text form.
@@ -83,6 +83,8 @@ pub enum EndReason {
     VisitorLeft,
     Idle,
     Interrupted,
+    /// A call's party hung up, or hark did (media timeout); the call record has the cause.
+    Hangup,
 }
 
 impl EndReason {
@@ -91,6 +93,7 @@ impl EndReason {
             EndReason::VisitorLeft => "visitor_left",
             EndReason::Idle => "idle",
             EndReason::Interrupted => "interrupted",
+            EndReason::Hangup => "hangup",
         }
     }
 }

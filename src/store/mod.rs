@@ -10,6 +10,7 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{from_unix_ms, unix_ms};
+use crate::ingest::call::CallRecord;
 use crate::session::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, SessionId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -38,6 +39,9 @@ pub struct SessionRecord {
     pub card: Card,
     pub messages: Vec<Entry>,
     pub holds: Vec<Hold>,
+    /// What a voice session adds: source, parties, codec, hang-up cause, streams, recordings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallRecord>,
 }
 
 /// A bearer token as stored (only its hash).
@@ -144,7 +148,32 @@ impl Store {
                     })
                 })
                 .collect::<Result<_, StoreError>>()?;
-        Ok(Some(SessionRecord { card, messages, holds }))
+        let call = self.call(id).await?;
+        Ok(Some(SessionRecord { card, messages, holds, call }))
+    }
+
+    /// The call record of a voice session.
+    pub async fn call(&self, id: SessionId) -> Result<Option<CallRecord>, StoreError> {
+        sqlx::query(
+            "SELECT source, external_id, trunk, from_party, to_party, codec, hangup_cause, streams \
+             FROM calls WHERE session_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| {
+            Ok::<_, StoreError>(CallRecord {
+                source: row.try_get("source")?,
+                external_id: row.try_get("external_id")?,
+                trunk: row.try_get("trunk")?,
+                from: serde_json::from_str(&row.try_get::<String, _>("from_party")?)?,
+                to: serde_json::from_str(&row.try_get::<String, _>("to_party")?)?,
+                codec: row.try_get("codec")?,
+                hangup_cause: row.try_get("hangup_cause")?,
+                streams: serde_json::from_str(&row.try_get::<String, _>("streams")?)?,
+            })
+        })
+        .transpose()
     }
 
     pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRow>, StoreError> {
@@ -220,6 +249,8 @@ pub enum Write {
     Started(Card),
     Entry(SessionId, Entry),
     Ended(Card, Vec<Hold>),
+    /// A call's record, written when it starts and again when it ends.
+    Call(SessionId, CallRecord),
 }
 
 // Jobs live only in the queue, so their size difference costs nothing worth a Box.
@@ -322,6 +353,24 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
                 .execute(&mut *tx)
                 .await?;
             }
+            Write::Call(id, call) => {
+                sqlx::query(
+                    "INSERT INTO calls (session_id, source, external_id, trunk, from_party, to_party, codec, hangup_cause, streams) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (session_id) DO UPDATE SET \
+                     hangup_cause = excluded.hangup_cause, streams = excluded.streams, codec = excluded.codec",
+                )
+                .bind(id.to_string())
+                .bind(&call.source)
+                .bind(&call.external_id)
+                .bind(&call.trunk)
+                .bind(serde_json::to_string(&call.from)?)
+                .bind(serde_json::to_string(&call.to)?)
+                .bind(&call.codec)
+                .bind(call.hangup_cause.clone())
+                .bind(serde_json::to_string(&call.streams)?)
+                .execute(&mut *tx)
+                .await?;
+            }
             Write::Ended(card, holds) => {
                 sqlx::query(
                     "UPDATE sessions SET state = 'ended', ended_at = $2, end_reason = $3, message_count = $4, \
@@ -387,6 +436,7 @@ fn card_from_row(row: &AnyRow) -> Result<Card, StoreError> {
         sentiment: row.try_get::<Option<f64>, _>("sentiment")?.map(|s| s as f32),
         ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(from_unix_ms),
         end_reason,
+        streams: Vec::new(),
     };
     Ok(card.at(time::OffsetDateTime::now_utc()))
 }

@@ -193,6 +193,7 @@ impl<'a> Connection<'a> {
             Err(Refusal::Held { by }) => Err(("held", format!("session is held by {by}"))),
             Err(Refusal::NotHolder) => Err(("not_holder", Refusal::NotHolder.to_string())),
             Err(Refusal::Ended) => Err(("unknown_session", format!("session {id} has ended"))),
+            Err(Refusal::Voice) => Err(("bad_request", Refusal::Voice.to_string())),
         }
     }
 

@@ -1,0 +1,225 @@
+//! The ingest side of a voice session, shared by every way a call arrives (SIP, SIPREC, Twilio,
+//! jambonz, audio_fork, AudioSocket): it opens the session and its card, takes each speaker's
+//! 16 kHz audio with its stream time, records it, hands it to the speech stage, and on hang-up
+//! writes the call record and ends the session.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::chat::bot::Bot;
+use crate::server::App;
+use crate::session::actor::{self, Command};
+use crate::session::core::{Input, Timing};
+use crate::session::registry::Live;
+use crate::session::{Card, Channel, SessionId, StreamCard};
+use crate::store::Write;
+
+use super::recording::Recorder;
+
+/// Sample rate of everything that leaves ingest.
+pub const SAMPLE_RATE: u32 = 16_000;
+
+/// Who speaks on a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Agent => "agent",
+        }
+    }
+}
+
+/// A party of a call, as far as the signalling tells.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Party {
+    pub name: Option<String>,
+    pub number: Option<String>,
+    pub uri: Option<String>,
+}
+
+/// What is known of a call when it starts.
+#[derive(Debug, Clone)]
+pub struct CallSpec {
+    /// `sip`, `siprec`, `twilio`, `jambonz`, `audio_fork` or `audiosocket`.
+    pub source: &'static str,
+    /// The call's id at the source (SIP Call-ID, Twilio callSid, AudioSocket UUID, …).
+    pub external_id: String,
+    pub tenant: String,
+    /// Where it came from: the trunk's address or the account.
+    pub trunk: String,
+    pub from: Party,
+    pub to: Party,
+    pub codec: String,
+    /// One entry per media stream, in stream order.
+    pub speakers: Vec<(Role, Party)>,
+}
+
+/// One speaker's stream in the finished call record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallStream {
+    pub role: Role,
+    pub party: Party,
+    pub stats: StreamCard,
+    /// Seconds of audio recorded.
+    pub recorded_secs: f64,
+    /// Path of the recording below the data directory's `recordings/`, when one was kept.
+    pub recording: Option<String>,
+}
+
+/// What a voice session adds to its session record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallRecord {
+    pub source: String,
+    pub external_id: String,
+    pub trunk: String,
+    pub from: Party,
+    pub to: Party,
+    pub codec: String,
+    /// Why the call ended (e.g. `caller hung up`, `media timeout`), once it has.
+    pub hangup_cause: Option<String>,
+    pub streams: Vec<CallStream>,
+}
+
+/// A slice of one speaker's audio for the speech stage.
+#[derive(Debug, Clone)]
+pub struct AudioFrame {
+    pub session: SessionId,
+    pub speaker: usize,
+    /// Milliseconds from the call's start to the first sample.
+    pub start_ms: u64,
+    /// 16 kHz mono samples.
+    pub samples: Arc<[i16]>,
+}
+
+/// Frames the speech stage may fall behind by (per call) before frames are dropped: 10 s of
+/// two speakers in 20 ms frames. Media never waits for speech; recordings keep everything.
+pub const SPEECH_QUEUE: usize = 1000;
+
+/// Longest a call may last before hark ends it.
+const MAX_CALL: Duration = Duration::from_secs(12 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("recording: {0}")]
+    Recording(#[from] std::io::Error),
+}
+
+/// A call in progress.
+pub struct LiveCall {
+    pub id: SessionId,
+    live: Live,
+    record: CallRecord,
+    recorders: Vec<Option<Recorder>>,
+    speech: mpsc::Sender<AudioFrame>,
+    speech_rx: Option<mpsc::Receiver<AudioFrame>>,
+    writer: crate::store::Writer,
+}
+
+impl LiveCall {
+    /// Opens the voice session (its card appears live) and the recordings.
+    pub async fn start(app: &App, spec: CallSpec) -> Result<LiveCall, CallError> {
+        let now = app.clock.now().wall;
+        let id = uuid::Uuid::new_v4();
+        let card = Card {
+            streams: spec
+                .speakers
+                .iter()
+                .map(|(role, _)| StreamCard { speaker: role.as_str().into(), codec: spec.codec.clone(), ..StreamCard::default() })
+                .collect(),
+            ..Card::new(id, &spec.tenant, spec.source, Channel::Voice, now)
+        };
+        let dir = recordings_dir(&app.config.data_dir).join(id.to_string());
+        std::fs::create_dir_all(&dir)?;
+        let mut recorders = Vec::new();
+        let mut streams = Vec::new();
+        for (index, (role, party)) in spec.speakers.iter().enumerate() {
+            let file = format!("{index}-{}.wav", role.as_str());
+            recorders.push(Some(Recorder::create(&dir.join(&file))?));
+            streams.push(CallStream {
+                role: *role,
+                party: party.clone(),
+                stats: StreamCard { speaker: role.as_str().into(), codec: spec.codec.clone(), ..StreamCard::default() },
+                recorded_secs: 0.0,
+                recording: Some(format!("{id}/{file}")),
+            });
+        }
+        let record = CallRecord {
+            source: spec.source.to_string(),
+            external_id: spec.external_id,
+            trunk: spec.trunk,
+            from: spec.from,
+            to: spec.to,
+            codec: spec.codec,
+            hangup_cause: None,
+            streams,
+        };
+        let timing = Timing { idle_timeout: MAX_CALL, release_grace: app.sessions.timing.release_grace };
+        let (_, live) = actor::start(&app.sessions, card, Arc::new(Bot::None), timing).await;
+        app.writer.send(Write::Call(id, record.clone())).await;
+        metrics::counter!(crate::metrics::CALLS, "source" => record.source.clone()).increment(1);
+        let (speech, speech_rx) = mpsc::channel(SPEECH_QUEUE);
+        Ok(LiveCall { id, live, record, recorders, speech, speech_rx: Some(speech_rx), writer: app.writer.clone() })
+    }
+
+    /// The speech stage's end of the hand-off: every speaker's frames in arrival order. Frames
+    /// that find the queue full are dropped and counted (`hark_speech_frames_dropped_total`);
+    /// with no receiver taken, audio is only recorded.
+    pub fn speech_frames(&mut self) -> Option<mpsc::Receiver<AudioFrame>> {
+        self.speech_rx.take()
+    }
+
+    /// Audio of `speaker`, 16 kHz mono, whose first sample is `start_ms` into the call.
+    pub fn audio(&mut self, speaker: usize, start_ms: u64, samples: &[i16]) {
+        let Some(Some(recorder)) = self.recorders.get_mut(speaker) else { return };
+        if let Err(error) = recorder.write(start_ms, samples) {
+            tracing::error!(session = %self.id, speaker, %error, "recording write failed; recording stopped");
+            self.recorders[speaker] = None;
+        }
+        if self.speech_rx.is_none() {
+            let frame = AudioFrame { session: self.id, speaker, start_ms, samples: samples.into() };
+            if let Err(mpsc::error::TrySendError::Full(_)) = self.speech.try_send(frame) {
+                metrics::counter!(crate::metrics::SPEECH_FRAMES_DROPPED).increment(1);
+            }
+        }
+    }
+
+    /// New media figures for the card (one per speaker, in stream order).
+    pub async fn stats(&mut self, stats: Vec<StreamCard>) {
+        for (stream, stats) in self.record.streams.iter_mut().zip(&stats) {
+            stream.stats = stats.clone();
+        }
+        let _ = self.live.commands.send(Command::input(Input::Streams(stats), None)).await;
+    }
+
+    /// Ends the call: closes the recordings, stores the call record, ends the session.
+    pub async fn finish(mut self, cause: &str) {
+        for (stream, recorder) in self.record.streams.iter_mut().zip(self.recorders.iter_mut()) {
+            match recorder.take().map(Recorder::finish) {
+                Some(Ok(secs)) => stream.recorded_secs = secs,
+                Some(Err(error)) => tracing::error!(session = %self.id, %error, "recording could not be closed"),
+                None => {}
+            }
+        }
+        self.record.hangup_cause = Some(cause.to_string());
+        self.writer.send(Write::Call(self.id, self.record.clone())).await;
+        let streams = self.record.streams.iter().map(|s| s.stats.clone()).collect();
+        let _ = self.live.commands.send(Command::input(Input::Streams(streams), None)).await;
+        let _ = self.live.commands.send(Command::input(Input::Hangup, None)).await;
+    }
+}
+
+/// Where recordings live: DATA_DIR/recordings/SESSION/INDEX-ROLE.wav.
+pub fn recordings_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("recordings")
+}
