@@ -9,6 +9,7 @@ ulimit -n "$(ulimit -Hn)"
 data=$(mktemp -d)
 port=${PORT:-18090}
 HARK_ADMIN_TOKEN=loadtok HARK_DATA_DIR="$data" HARK_HTTP_ADDR=127.0.0.1:$port HARK_LOG_LEVEL=warn \
+  HARK_SIP_ADDR= HARK_AUDIOSOCKET_ADDR= \
   target/release/hark serve &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT

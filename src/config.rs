@@ -21,7 +21,42 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub chat: ChatConfig,
     pub supervise: SuperviseConfig,
+    pub sip: SipConfig,
+    pub streams: StreamsConfig,
+    pub audiosocket: AudioSocketConfig,
     pub sites: Vec<SiteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    pub addr: String,
+    pub allow: Vec<ipnet::IpNet>,
+    pub tenant: String,
+    pub max_calls: usize,
+    pub codecs: Vec<String>,
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    pub media_ip: String,
+    pub media_timeout_secs: u64,
+    pub answer_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsConfig {
+    pub tenant: String,
+    pub reconnect_grace_secs: u64,
+    pub start_timeout_secs: u64,
+    pub media_timeout_secs: u64,
+    pub max_frame_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSocketConfig {
+    pub addr: String,
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +170,12 @@ impl Config {
             if site.bot == BotKind::Http && site.bot_url.is_empty() {
                 return Err(ConfigError::Invalid(format!("site {:?}: bot = \"http\" needs bot_url", site.key)));
             }
+        }
+        if self.sip.rtp_port_min > self.sip.rtp_port_max {
+            return Err(ConfigError::Invalid("sip.rtp_port_min must not be above sip.rtp_port_max".into()));
+        }
+        if let Some(codec) = self.sip.codecs.iter().find(|c| crate::ingest::sip::sdp::codec_named(c).is_none()) {
+            return Err(ConfigError::Invalid(format!("sip.codecs: unknown codec {codec:?} (PCMU, PCMA, opus)")));
         }
         if self.chat.rate_per_sec <= 0.0 || self.chat.rate_burst == 0 {
             return Err(ConfigError::Invalid("chat.rate_per_sec and chat.rate_burst must be > 0".into()));

@@ -4,6 +4,7 @@
 //!
 //! - [`ingest`]: calls arriving by SIP/RTP and streaming protocols, as voice sessions with
 //!   per-speaker 16 kHz audio and recordings.
+//! - [`media`]: RTP to 16 kHz audio per speaker: jitter buffer, G.711/Opus decode, resampling.
 //! - [`chat`]: the widget socket `/v1/chat`, the bot that answers while no human holds a chat.
 //! - [`session`]: the registry of live sessions, one owner task per session, its pure core,
 //!   events and the live card.
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod media;
 pub mod metrics;
 pub mod server;
 pub mod session;

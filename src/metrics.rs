@@ -29,6 +29,23 @@ pub const STORE_COMMIT_SECONDS: &str = "hark_store_commit_seconds";
 pub const CALLS: &str = "hark_calls_total";
 /// Counter: audio frames the speech stage was too slow to take (dropped; recordings keep them).
 pub const SPEECH_FRAMES_DROPPED: &str = "hark_speech_frames_dropped_total";
+/// Counter: SIP requests received, by `method`.
+pub const SIP_REQUESTS: &str = "hark_sip_requests_total";
+/// Counter: SIP requests refused by policy, by `reason` (allowlist, busy).
+pub const SIP_REFUSED: &str = "hark_sip_refused_total";
+/// Counter: RTP packets from a source other than the stream's latched one (dropped).
+pub const RTP_FOREIGN: &str = "hark_rtp_foreign_packets_total";
+/// Counter: datagrams on an RTP port that are not RTP.
+pub const RTP_MALFORMED: &str = "hark_rtp_malformed_packets_total";
+/// Counter: frames received on streaming-ingest connections, by `protocol` (twilio, jambonz,
+/// audio_fork, audiosocket).
+pub const STREAM_FRAMES: &str = "hark_stream_frames_total";
+/// Counter: bytes of those frames, by `protocol`.
+pub const STREAM_BYTES: &str = "hark_stream_bytes_total";
+/// Counter: streaming-ingest connections refused or closed for bad input, by `protocol`.
+pub const STREAM_ERRORS: &str = "hark_stream_errors_total";
+/// Counter: streamed calls continued by a reconnect within the grace, by `protocol`.
+pub const STREAM_RESUMES: &str = "hark_stream_resumes_total";
 /// Counter: HTTP requests refused for authentication, by `reason`.
 pub const AUTH_REFUSALS: &str = "hark_auth_refusals_total";
 
@@ -69,5 +86,13 @@ fn describe() {
     describe_histogram!(STORE_COMMIT_SECONDS, Unit::Seconds, "Database commit time per write batch");
     describe_counter!(CALLS, "Calls started, by source");
     describe_counter!(SPEECH_FRAMES_DROPPED, "Audio frames dropped because the speech stage fell behind");
+    describe_counter!(SIP_REQUESTS, "SIP requests received, by method");
+    describe_counter!(SIP_REFUSED, "SIP requests refused by policy, by reason");
+    describe_counter!(RTP_FOREIGN, "RTP packets from an unlatched source, dropped");
+    describe_counter!(RTP_MALFORMED, "Datagrams on RTP ports that are not RTP");
+    describe_counter!(STREAM_FRAMES, "Frames received on streaming-ingest connections, by protocol");
+    describe_counter!(STREAM_BYTES, "Bytes received on streaming-ingest connections, by protocol");
+    describe_counter!(STREAM_ERRORS, "Streaming-ingest connections refused or closed for bad input, by protocol");
+    describe_counter!(STREAM_RESUMES, "Streamed calls continued by a reconnect, by protocol");
     describe_counter!(AUTH_REFUSALS, "Requests refused for authentication, by reason");
 }

@@ -35,6 +35,8 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
+    /// Streamed calls by call id, with those waiting for a reconnect.
+    pub streams: crate::ingest::stream::Streams,
 }
 
 /// A site that may embed the widget.
@@ -57,6 +59,10 @@ pub enum StartError {
     FaqRead { path: String, source: std::io::Error },
     #[error("HTTP address {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Sip(#[from] crate::ingest::sip::SipError),
+    #[error("AudioSocket address {addr}: {source}")]
+    AudioSocket { addr: String, source: std::io::Error },
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
 }
@@ -90,6 +96,7 @@ impl App {
         let sessions =
             actor::Context { registry: registry.clone(), writer: writer.clone(), clock: clock.clone(), timing };
         Ok(Arc::new(App {
+            streams: crate::ingest::stream::Streams::new(Duration::from_secs(config.streams.reconnect_grace_secs)),
             config,
             clock,
             registry,
@@ -143,6 +150,8 @@ pub async fn serve(config: Config, signal: impl Future<Output = ()> + Send + 'st
             upkeep.run_upkeep();
         }
     });
+    crate::ingest::sip::start(app.clone()).await?;
+    crate::ingest::audiosocket::start(app.clone()).await?;
     let router = crate::api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // Sockets carry many small frames (acks, cards): send each at once.
     let listener = listener.tap_io(|tcp| {

@@ -65,6 +65,14 @@ pub async fn close(ws: &mut WebSocket, socket: &'static str, close: Close) {
     .await;
 }
 
+/// The close for a read error: 1009 for a frame tungstenite refused as far over its limit
+/// (before we see it), None when the connection just broke.
+pub fn read_error(error: &axum::Error, max_bytes: usize) -> Option<Close> {
+    let text = error.to_string();
+    (text.contains("too long") || text.contains("too big") || text.contains("Space limit"))
+        .then(|| Close::new(TOO_BIG, format!("frame exceeds {max_bytes} bytes")))
+}
+
 /// What a received frame means to a JSON socket.
 pub enum Incoming<T> {
     Frame(T),
@@ -81,15 +89,7 @@ pub fn parse<T: DeserializeOwned>(
 ) -> Result<Incoming<T>, Close> {
     let message = match received {
         None | Some(Ok(Message::Close(_))) => return Ok(Incoming::Gone),
-        Some(Err(error)) => {
-            // tungstenite refuses frames far over its own limit before we see them.
-            let text = error.to_string();
-            return if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-                Err(Close::new(TOO_BIG, format!("frame exceeds {max_bytes} bytes")))
-            } else {
-                Ok(Incoming::Gone)
-            };
-        }
+        Some(Err(error)) => return read_error(&error, max_bytes).map_or(Ok(Incoming::Gone), Err),
         Some(Ok(message)) => message,
     };
     match message {

@@ -38,6 +38,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(pages::router())
+        .merge(crate::ingest::stream::router())
         .fallback(|| async { Problem::not_found("no such route") })
         .with_state(app)
 }

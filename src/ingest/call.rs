@@ -135,7 +135,11 @@ impl LiveCall {
             streams: spec
                 .speakers
                 .iter()
-                .map(|(role, _)| StreamCard { speaker: role.as_str().into(), codec: spec.codec.clone(), ..StreamCard::default() })
+                .map(|(role, _)| StreamCard {
+                    speaker: role.as_str().into(),
+                    codec: spec.codec.clone(),
+                    ..StreamCard::default()
+                })
                 .collect(),
             ..Card::new(id, &spec.tenant, spec.source, Channel::Voice, now)
         };
@@ -196,10 +200,18 @@ impl LiveCall {
 
     /// New media figures for the card (one per speaker, in stream order).
     pub async fn stats(&mut self, stats: Vec<StreamCard>) {
-        for (stream, stats) in self.record.streams.iter_mut().zip(&stats) {
-            stream.stats = stats.clone();
+        for (stream, stats) in self.record.streams.iter_mut().zip(stats) {
+            stream.stats = StreamCard { speaker: stream.role.as_str().into(), ..stats };
         }
-        let _ = self.live.commands.send(Command::input(Input::Streams(stats), None)).await;
+        let cards = self.record.streams.iter().map(|s| s.stats.clone()).collect();
+        let _ = self.live.commands.send(Command::input(Input::Streams(cards), None)).await;
+    }
+
+    /// A DTMF digit (RFC 4733 or the protocol's own event) pressed by `speaker`.
+    pub async fn dtmf(&self, speaker: usize, digit: char) {
+        let Some(stream) = self.record.streams.get(speaker) else { return };
+        let input = Input::Dtmf { speaker: stream.role.as_str().into(), digit };
+        let _ = self.live.commands.send(Command::input(input, None)).await;
     }
 
     /// Ends the call: closes the recordings, stores the call record, ends the session.
@@ -213,8 +225,6 @@ impl LiveCall {
         }
         self.record.hangup_cause = Some(cause.to_string());
         self.writer.send(Write::Call(self.id, self.record.clone())).await;
-        let streams = self.record.streams.iter().map(|s| s.stats.clone()).collect();
-        let _ = self.live.commands.send(Command::input(Input::Streams(streams), None)).await;
         let _ = self.live.commands.send(Command::input(Input::Hangup, None)).await;
     }
 }

@@ -57,6 +57,11 @@ pub enum Input {
     Streams(Vec<StreamCard>),
     /// A call ended (either side hung up, or its media stopped).
     Hangup,
+    /// A key pressed on a call.
+    Dtmf {
+        speaker: String,
+        digit: char,
+    },
     Shutdown,
 }
 
@@ -245,6 +250,11 @@ impl SessionCore {
             Input::Streams(streams) => {
                 self.card.streams = streams;
                 self.outputs.push_back(Output::CardChanged);
+                Ok(Reply::Done)
+            }
+            Input::Dtmf { speaker, digit } => {
+                let text = format!("{speaker} pressed {digit}");
+                self.append(Author::System, text, None, Some(Notice::Dtmf { speaker, digit }), now);
                 Ok(Reply::Done)
             }
             Input::Hangup => {

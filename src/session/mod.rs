@@ -70,10 +70,20 @@ pub enum Holder {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Notice {
-    AgentJoined { agent: String },
-    AgentLeft { agent: String },
-    Transferred { to: String },
-    Ended { reason: EndReason },
+    AgentJoined {
+        agent: String,
+    },
+    AgentLeft {
+        agent: String,
+    },
+    Transferred {
+        to: String,
+    },
+    /// A caller pressed a key (DTMF).
+    Dtmf {
+        speaker: String,
+        digit: char,
+    },
 }
 
 /// Why a session ended.

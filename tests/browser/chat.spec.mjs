@@ -110,6 +110,8 @@ async function startHark() {
         HARK_DATA_DIR: dataDir,
         HARK_ADMIN_TOKEN: ADMIN_TOKEN,
         HARK_DATABASE_URL: '', // SQLite in the temp dir, whatever the caller's environment says
+        HARK_SIP_ADDR: '', // no telephony listeners: this test is about chat
+        HARK_AUDIOSOCKET_ADDR: '',
         NO_COLOR: '1',
       },
       stdio: ['ignore', log, log],

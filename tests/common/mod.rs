@@ -51,6 +51,9 @@ impl Server {
             .env("HARK_DATA_DIR", self.data_dir.path())
             .env("HARK_ADMIN_TOKEN", ADMIN)
             .env("HARK_LOG_LEVEL", "warn")
+            // No SIP or AudioSocket listener unless a test asks for one: servers run side by side.
+            .env("HARK_SIP_ADDR", "")
+            .env("HARK_AUDIOSOCKET_ADDR", "")
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -288,5 +291,55 @@ impl Drop for PgDb {
             })
         })
         .join();
+    }
+}
+
+/// The shared fixtures (audio clips, sipp scenarios) beside this repository.
+pub fn fixtures() -> std::path::PathBuf {
+    std::env::var_os("HARK_FIXTURES")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
+}
+
+/// The samples of a 16-bit mono WAV file.
+pub fn wav_samples(path: &std::path::Path) -> Vec<i16> {
+    hound::WavReader::open(path).unwrap().samples::<i16>().map(Result::unwrap).collect()
+}
+
+/// Normalized cross-correlation of `a` against `b` at the best lag within ±`max_lag` samples
+/// (a lag > 0 means `a` is late): a coarse search on every 4th sample, refined around the best.
+pub fn best_correlation(a: &[i16], b: &[i16], max_lag: usize) -> (i64, f64) {
+    let corr = |lag: i64, step: usize| {
+        let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+        let mut i = 0usize;
+        while i < b.len() {
+            let j = i as i64 + lag;
+            if j >= 0 && (j as usize) < a.len() {
+                let (x, y) = (a[j as usize] as f64, b[i] as f64);
+                ab += x * y;
+                aa += x * x;
+                bb += y * y;
+            }
+            i += step;
+        }
+        if aa == 0.0 || bb == 0.0 {
+            0.0
+        } else {
+            ab / (aa.sqrt() * bb.sqrt())
+        }
+    };
+    let max_lag = max_lag as i64;
+    let coarse = (-max_lag..=max_lag).step_by(2).max_by(|&x, &y| corr(x, 8).total_cmp(&corr(y, 8))).unwrap_or(0);
+    ((coarse - 4)..=(coarse + 4)).map(|lag| (lag, corr(lag, 1))).max_by(|x, y| x.1.total_cmp(&y.1)).unwrap()
+}
+
+/// A free port for both UDP and TCP on loopback.
+pub fn free_udp_tcp_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
