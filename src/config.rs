@@ -24,6 +24,7 @@ pub struct Config {
     pub sip: SipConfig,
     pub streams: StreamsConfig,
     pub audiosocket: AudioSocketConfig,
+    pub recordings: RecordingsConfig,
     pub sites: Vec<SiteConfig>,
 }
 
@@ -57,6 +58,13 @@ pub struct StreamsConfig {
 pub struct AudioSocketConfig {
     pub addr: String,
     pub allow: Vec<ipnet::IpNet>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingsConfig {
+    /// Days a call's recordings are kept after it ended; 0 keeps them forever.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +274,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert!(c.database_url().starts_with("sqlite://./data/hark.db"));
         assert_eq!(c.sites[0].key, "demo");
+        assert_eq!(c.recordings.retention_days, 90);
     }
 
     #[test]

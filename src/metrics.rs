@@ -29,6 +29,11 @@ pub const STORE_COMMIT_SECONDS: &str = "hark_store_commit_seconds";
 pub const CALLS: &str = "hark_calls_total";
 /// Counter: audio frames the speech stage was too slow to take (dropped; recordings keep them).
 pub const SPEECH_FRAMES_DROPPED: &str = "hark_speech_frames_dropped_total";
+/// Counter: media packets of finished calls' streams, by `outcome` (received, lost, late,
+/// duplicate).
+pub const MEDIA_PACKETS: &str = "hark_media_packets_total";
+/// Histogram: interarrival jitter of finished calls' streams (RFC 3550), in seconds.
+pub const MEDIA_JITTER_SECONDS: &str = "hark_media_jitter_seconds";
 /// Counter: SIP requests received, by `method`.
 pub const SIP_REQUESTS: &str = "hark_sip_requests_total";
 /// Counter: SIP requests refused by policy, by `reason` (allowlist, busy).
@@ -48,6 +53,10 @@ pub const STREAM_ERRORS: &str = "hark_stream_errors_total";
 pub const STREAM_RESUMES: &str = "hark_stream_resumes_total";
 /// Counter: HTTP requests refused for authentication, by `reason`.
 pub const AUTH_REFUSALS: &str = "hark_auth_refusals_total";
+/// Counter: recording folders (one per session) removed by retention.
+pub const RECORDINGS_REMOVED: &str = "hark_recordings_removed_total";
+/// Counter: recordings whose transcoding to Ogg Opus failed (the WAV is kept).
+pub const RECORDING_TRANSCODE_FAILURES: &str = "hark_recording_transcode_failures_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -86,6 +95,8 @@ fn describe() {
     describe_histogram!(STORE_COMMIT_SECONDS, Unit::Seconds, "Database commit time per write batch");
     describe_counter!(CALLS, "Calls started, by source");
     describe_counter!(SPEECH_FRAMES_DROPPED, "Audio frames dropped because the speech stage fell behind");
+    describe_counter!(MEDIA_PACKETS, "Media packets of finished calls' streams, by outcome");
+    describe_histogram!(MEDIA_JITTER_SECONDS, Unit::Seconds, "Interarrival jitter of finished calls' streams");
     describe_counter!(SIP_REQUESTS, "SIP requests received, by method");
     describe_counter!(SIP_REFUSED, "SIP requests refused by policy, by reason");
     describe_counter!(RTP_FOREIGN, "RTP packets from an unlatched source, dropped");
@@ -95,4 +106,6 @@ fn describe() {
     describe_counter!(STREAM_ERRORS, "Streaming-ingest connections refused or closed for bad input, by protocol");
     describe_counter!(STREAM_RESUMES, "Streamed calls continued by a reconnect, by protocol");
     describe_counter!(AUTH_REFUSALS, "Requests refused for authentication, by reason");
+    describe_counter!(RECORDINGS_REMOVED, "Recording folders (one per session) removed by retention");
+    describe_counter!(RECORDING_TRANSCODE_FAILURES, "Recordings not transcoded to Ogg Opus (WAV kept)");
 }

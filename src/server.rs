@@ -152,6 +152,7 @@ pub async fn serve(config: Config, signal: impl Future<Output = ()> + Send + 'st
     });
     crate::ingest::sip::start(app.clone()).await?;
     crate::ingest::audiosocket::start(app.clone()).await?;
+    crate::ingest::recording::start_retention(app.clone());
     let router = crate::api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // Sockets carry many small frames (acks, cards): send each at once.
     let listener = listener.tap_io(|tcp| {

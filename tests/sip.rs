@@ -8,19 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{best_correlation, fixtures, free_udp_tcp_port, wav_samples, Server, ADMIN};
-use serde_json::Value;
-
-/// A hark with SIP on a free port and its own RTP port block.
-async fn sip_server(extra: &[(&str, &str)]) -> (Server, u16) {
-    let port = free_udp_tcp_port();
-    let rtp_min = 20000 + (port % 200) * 100;
-    let (addr, min, max) = (format!("127.0.0.1:{port}"), rtp_min.to_string(), (rtp_min + 98).to_string());
-    let mut env: Vec<(&str, &str)> =
-        vec![("HARK_SIP_ADDR", &addr), ("HARK_SIP_RTP_PORT_MIN", &min), ("HARK_SIP_RTP_PORT_MAX", &max)];
-    env.extend_from_slice(extra);
-    (Server::start(&env).await, port)
-}
+use common::{
+    best_correlation, finished_call, fixtures, free_udp_tcp_port, last_call, opus_samples, pcmu_offer, rtp_packet,
+    sip_server, stream_rtp, wav_samples, Uac, ADMIN,
+};
 
 /// A working directory with the sipp scenarios and audio (sipp resolves audio paths against it
 /// and may write logs there; the shared fixtures are read-only).
@@ -78,13 +69,8 @@ async fn sipp(dir: &Path, port: u16, scenario: &str, extra: &[&str]) -> i32 {
     .unwrap()
 }
 
-/// The newest ended voice session's record.
-async fn last_call(server: &Server) -> Value {
-    let (_, ended) = server.get("/v1/sessions?state=ended", ADMIN).await;
-    let card = ended.as_array().unwrap().iter().find(|c| c["channel"] == "voice").expect("a finished call").clone();
-    let (status, record) = server.get(&format!("/v1/sessions/{}", card["session_id"].as_str().unwrap()), ADMIN).await;
-    assert_eq!(status, 200);
-    record
+async fn rtp_socket() -> tokio::net::UdpSocket {
+    tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap()
 }
 
 async fn the_jfk_call(transport: &[&str]) {
@@ -120,9 +106,11 @@ async fn the_jfk_call(transport: &[&str]) {
     assert_eq!(stream["stats"]["packets"], 550, "{stream}");
     assert_eq!(stream["stats"]["lost"], 0);
     assert!(record["duration_secs"].as_i64().unwrap() >= 11, "{record}");
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("hark_media_packets_total{outcome=\"received\"} 550"), "{metrics}");
 
     let recording = server.data_dir.path().join("recordings").join(stream["recording"].as_str().unwrap());
-    let decoded = wav_samples(&recording);
+    let decoded = opus_samples(&recording);
     let reference = wav_samples(&fixtures().join("audio/jfk_ask_not.wav"));
     let (lag, correlation) = best_correlation(&decoded, &reference, 4000);
     println!("jfk over SIP {transport:?}: correlation {correlation:.4} at lag {lag} samples");
@@ -163,104 +151,10 @@ async fn cancel_before_answer_leaves_no_call() {
     assert!(metrics.contains("hark_sip_requests_total{method=\"INVITE\"} 1"), "{metrics}");
 }
 
-/// A minimal SIP UAC over UDP for what sipp cannot do here: a SIPREC INVITE with two streams,
-/// RTP for both (with injected reordering and duplicates), then BYE.
-struct Uac {
-    socket: tokio::net::UdpSocket,
-    hark: std::net::SocketAddr,
-    call_id: String,
-}
-
-impl Uac {
-    async fn new(port: u16) -> Uac {
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let hark = format!("127.0.0.1:{port}").parse().unwrap();
-        Uac { socket, hark, call_id: format!("{}@test", uuid::Uuid::new_v4()) }
-    }
-
-    fn request(&self, method: &str, cseq: u32, to_tag: Option<&str>, extra: &str, body: &str) -> String {
-        let local = self.socket.local_addr().unwrap();
-        let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
-        format!(
-            "{method} sip:srs@{hark} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
-             From: <sip:src@{local}>;tag=src1\r\nTo: <sip:srs@{hark}>{to_tag}\r\nCall-ID: {call_id}\r\n\
-             CSeq: {cseq} {method}\r\nContact: <sip:src@{local}>;+sip.src\r\nMax-Forwards: 70\r\n{extra}\
-             Content-Length: {len}\r\n\r\n{body}",
-            hark = self.hark,
-            branch = uuid::Uuid::new_v4().simple(),
-            call_id = self.call_id,
-            len = body.len(),
-        )
-    }
-
-    async fn send(&self, message: &str) {
-        self.socket.send_to(message.as_bytes(), self.hark).await.unwrap();
-    }
-
-    /// The next final response: (status, To tag, body).
-    async fn final_response(&self) -> (u16, String, String) {
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let (len, _) = tokio::time::timeout(common::WAIT, self.socket.recv_from(&mut buf)).await.unwrap().unwrap();
-            let text = String::from_utf8_lossy(&buf[..len]).to_string();
-            let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
-            if status < 200 {
-                continue;
-            }
-            let to_tag = text
-                .lines()
-                .find(|l| l.to_ascii_lowercase().starts_with("to:"))
-                .and_then(|l| l.split(";tag=").nth(1))
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
-            return (status, to_tag, body);
-        }
-    }
-}
-
-/// Sends `ulaw` as 20 ms RTP packets at real-time pace, with every 40th pair of packets swapped
-/// and every 25th packet sent twice.
-async fn stream_rtp(to: std::net::SocketAddr, ulaw: Vec<u8>, ssrc: u32) {
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let packets: Vec<Vec<u8>> = ulaw
-        .chunks(160)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-            p[2..4].copy_from_slice(&(i as u16).to_be_bytes());
-            p[4..8].copy_from_slice(&((i * 160) as u32).to_be_bytes());
-            p[8..12].copy_from_slice(&ssrc.to_be_bytes());
-            p.extend_from_slice(chunk);
-            p
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..packets.len()).collect();
-    for i in (40..order.len()).step_by(40) {
-        order.swap(i - 1, i);
-    }
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
-    for (n, &i) in order.iter().enumerate() {
-        tick.tick().await;
-        socket.send_to(&packets[i], to).await.unwrap();
-        if n % 25 == 0 {
-            socket.send_to(&packets[i], to).await.unwrap();
-        }
-    }
-}
-
-fn sdp_ports(body: &str) -> Vec<u16> {
-    body.lines()
-        .filter_map(|l| l.strip_prefix("m=audio "))
-        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_siprec_recording_session_yields_two_labelled_speakers() {
     let (server, port) = sip_server(&[]).await;
-    let uac = Uac::new(port).await;
+    let mut uac = Uac::new(port).await;
     let metadata =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip/siprec_metadata.xml")).unwrap();
     let body = format!(
@@ -269,32 +163,27 @@ async fn a_siprec_recording_session_yields_two_labelled_speakers() {
          m=audio 40002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=label:2\r\na=sendonly\r\n\r\n\
          --rec\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n{metadata}\r\n--rec--\r\n"
     );
-    let extra = "Require: siprec\r\nContent-Type: multipart/mixed;boundary=rec\r\n";
-    uac.send(&uac.request("INVITE", 1, None, extra, &body)).await;
-    let (status, to_tag, answer) = uac.final_response().await;
-    assert_eq!(status, 200, "{answer}");
-    let ports = sdp_ports(&answer);
-    assert_eq!(ports.len(), 2, "{answer}");
-    assert!(answer.contains("a=recvonly"), "{answer}");
-    uac.send(&uac.request("ACK", 1, Some(&to_tag), "", "")).await;
+    uac.send("INVITE", "Require: siprec\r\nContent-Type: multipart/mixed;boundary=rec\r\n", &body).await;
+    let answer = uac.final_response().await;
+    assert_eq!(answer.status(), 200, "{}", answer.body);
+    let ports = answer.sdp_ports();
+    assert_eq!(ports.len(), 2, "{}", answer.body);
+    assert!(answer.body.contains("a=recvonly"), "{}", answer.body);
+    uac.send("ACK", "", "").await;
 
     let call = fixtures().join("audio/call");
     let to = |p: u16| format!("127.0.0.1:{p}").parse().unwrap();
+    let (caller, agent) = (rtp_socket().await, rtp_socket().await);
+    let (caller_audio, agent_audio) =
+        (std::fs::read(call.join("caller.ulaw")).unwrap(), std::fs::read(call.join("agent.ulaw")).unwrap());
     tokio::join!(
-        stream_rtp(to(ports[0]), std::fs::read(call.join("caller.ulaw")).unwrap(), 1),
-        stream_rtp(to(ports[1]), std::fs::read(call.join("agent.ulaw")).unwrap(), 2),
+        stream_rtp(&caller, to(ports[0]), &caller_audio, 1),
+        stream_rtp(&agent, to(ports[1]), &agent_audio, 2)
     );
-    uac.send(&uac.request("BYE", 2, Some(&to_tag), "", "")).await;
-    assert_eq!(uac.final_response().await.0, 200);
+    uac.send("BYE", "", "").await;
+    assert_eq!(uac.final_response().await.status(), 200);
 
-    // The record lands once the media task has closed the recordings.
-    let record = loop {
-        let (_, ended) = server.get("/v1/sessions?state=ended", ADMIN).await;
-        if !ended.as_array().unwrap().is_empty() {
-            break last_call(&server).await;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let record = finished_call(&server).await;
     let call_record = &record["call"];
     assert_eq!(call_record["source"], "siprec");
     let streams = call_record["streams"].as_array().unwrap();
@@ -307,10 +196,128 @@ async fn a_siprec_recording_session_yields_two_labelled_speakers() {
         assert!(stream["stats"]["duplicates"].as_u64().unwrap() >= 30, "{stream}");
         let recording = server.data_dir.path().join("recordings").join(stream["recording"].as_str().unwrap());
         // The recording is 16 kHz; the reference 8 kHz: compare every other sample.
-        let decoded: Vec<i16> = wav_samples(&recording).into_iter().step_by(2).collect();
+        let decoded: Vec<i16> = opus_samples(&recording).into_iter().step_by(2).collect();
         let reference = wav_samples(&call.join(reference));
         let (lag, correlation) = best_correlation(&decoded, &reference, 2000);
         println!("SIPREC {}: correlation {correlation:.4} at lag {lag} samples (8 kHz)", stream["role"]);
         assert!(correlation > 0.9, "{} matches its track: {correlation} at lag {lag}", stream["role"]);
     }
+}
+
+/// Places a plain call from a UAC whose RTP comes from `rtp`; returns hark's RTP address.
+async fn call(uac: &mut Uac, rtp: &tokio::net::UdpSocket) -> std::net::SocketAddr {
+    let offer = pcmu_offer(rtp.local_addr().unwrap().port(), "sendrecv");
+    uac.send("INVITE", "Content-Type: application/sdp\r\n", &offer).await;
+    let answer = uac.final_response().await;
+    assert_eq!(answer.status(), 200, "{}", answer.body);
+    uac.send("ACK", "", "").await;
+    format!("127.0.0.1:{}", answer.sdp_ports()[0]).parse().unwrap()
+}
+
+/// Sends `count` packets of µ-law silence, 20 ms apart, from `seq` on.
+async fn silence(socket: &tokio::net::UdpSocket, to: std::net::SocketAddr, seq: u16, count: u16) {
+    for i in seq..seq + count {
+        socket.send_to(&rtp_packet(0, i, i as u32 * 160, 7, &[0xff; 160]), to).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits for hark's BYE, answers it, and returns when it came.
+async fn expect_bye(uac: &Uac, within: std::time::Duration) -> std::time::Instant {
+    let started = std::time::Instant::now();
+    loop {
+        let message = uac.recv_within(within.saturating_sub(started.elapsed())).await.expect("hark sends BYE in time");
+        if message.first_line.starts_with("BYE ") {
+            uac.answer_ok(&message).await;
+            return std::time::Instant::now();
+        }
+    }
+}
+
+#[tokio::test]
+async fn hold_suspends_the_media_timeout_and_silence_after_resume_hangs_up() {
+    let (server, port) = sip_server(&[("HARK_SIP_MEDIA_TIMEOUT_SECS", "1")]).await;
+    let mut uac = Uac::new(port).await;
+    let rtp = rtp_socket().await;
+    let hark_rtp = call(&mut uac, &rtp).await;
+    silence(&rtp, hark_rtp, 0, 10).await;
+
+    // Hold: hark answers inactive and waits through more than the media timeout.
+    let held = pcmu_offer(rtp.local_addr().unwrap().port(), "inactive");
+    uac.send("INVITE", "Content-Type: application/sdp\r\n", &held).await;
+    let answer = uac.final_response().await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.body.contains("a=inactive"), "{}", answer.body);
+    uac.send("ACK", "", "").await;
+    assert!(uac.recv_within(std::time::Duration::from_millis(2500)).await.is_none(), "no BYE while held");
+
+    // Resume, then stop sending: hark hangs up after the timeout.
+    let resumed = pcmu_offer(rtp.local_addr().unwrap().port(), "sendrecv");
+    uac.send("INVITE", "Content-Type: application/sdp\r\n", &resumed).await;
+    let answer = uac.final_response().await;
+    assert!(answer.body.contains("a=recvonly"), "{}", answer.body);
+    uac.send("ACK", "", "").await;
+    expect_bye(&uac, std::time::Duration::from_secs(5)).await;
+    let record = finished_call(&server).await;
+    assert_eq!(record["call"]["hangup_cause"], "media timeout");
+}
+
+#[tokio::test]
+async fn dtmf_and_foreign_rtp_are_counted_and_logged() {
+    let (server, port) = sip_server(&[]).await;
+    let mut uac = Uac::new(port).await;
+    let rtp = rtp_socket().await;
+    let hark_rtp = call(&mut uac, &rtp).await;
+    silence(&rtp, hark_rtp, 0, 5).await;
+    // An injected stream from elsewhere is dropped.
+    let intruder = rtp_socket().await;
+    for i in 0..7u16 {
+        intruder.send_to(&rtp_packet(0, 1000 + i, 0, 99, &[0; 160]), hark_rtp).await.unwrap();
+    }
+    // Digit 5 as RFC 4733 events (three updates, the last with the end bit, sent three times).
+    for (i, duration) in [160u16, 320, 480, 480, 480].into_iter().enumerate() {
+        let end = if i >= 2 { 0x80 } else { 0 };
+        let event = [5, end | 10, (duration >> 8) as u8, duration as u8];
+        rtp.send_to(&rtp_packet(101, 5 + i as u16, 800, 7, &event), hark_rtp).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    silence(&rtp, hark_rtp, 10, 10).await;
+    uac.send("BYE", "", "").await;
+    assert_eq!(uac.final_response().await.status(), 200);
+    let record = finished_call(&server).await;
+    let stats = &record["call"]["streams"][0]["stats"];
+    assert_eq!(stats["foreign"], 7, "{stats}");
+    let digits: Vec<_> =
+        record["messages"].as_array().unwrap().iter().filter_map(|m| m["notice"]["digit"].as_str()).collect();
+    assert_eq!(digits, ["5"], "one key press, logged once");
+}
+
+#[tokio::test]
+async fn an_offerless_invite_gets_hark_offer_and_the_ack_answer_decides() {
+    let (server, port) = sip_server(&[]).await;
+    let mut uac = Uac::new(port).await;
+    uac.send("INVITE", "", "").await;
+    let offer = uac.final_response().await;
+    assert_eq!(offer.status(), 200);
+    assert!(
+        offer.body.contains("a=rtpmap:0 PCMU/8000") && offer.body.contains("a=rtpmap:8 PCMA/8000"),
+        "{}",
+        offer.body
+    );
+    let rtp = rtp_socket().await;
+    let answer = format!(
+        "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n",
+        rtp.local_addr().unwrap().port()
+    );
+    uac.send("ACK", "Content-Type: application/sdp\r\n", &answer).await;
+    let hark_rtp: std::net::SocketAddr = format!("127.0.0.1:{}", offer.sdp_ports()[0]).parse().unwrap();
+    for i in 0..25u16 {
+        rtp.send_to(&rtp_packet(8, i, i as u32 * 160, 3, &[0xd5; 160]), hark_rtp).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    uac.send("BYE", "", "").await;
+    assert_eq!(uac.final_response().await.status(), 200);
+    let stats = finished_call(&server).await["call"]["streams"][0]["stats"].clone();
+    assert_eq!(stats["codec"], "PCMA", "{stats}");
+    assert_eq!(stats["packets"], 25, "PCMA packets were taken as the ACK's answer said");
 }

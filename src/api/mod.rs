@@ -1,9 +1,10 @@
-//! The HTTP surface: REST routes (sessions, tokens), health, metrics, the OpenAPI description,
+//! The HTTP surface: REST routes (sessions, recordings, tokens), health, metrics, the OpenAPI description,
 //! and the pages served by the binary. The two sockets live with their stages ([`crate::chat`],
 //! [`crate::supervise`]); [`router`] mounts everything.
 
 pub mod auth;
 pub mod pages;
+pub mod recordings;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(pages::router())
+        .merge(recordings::router())
         .merge(crate::ingest::stream::router())
         .fallback(|| async { Problem::not_found("no such route") })
         .with_state(app)
@@ -46,7 +48,7 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
-    paths(list_sessions, get_session, create_token, healthz, readyz),
+    paths(list_sessions, get_session, recordings::get_recording, create_token, healthz, readyz),
     components(schemas(Card, SessionRecord, Problem, TokenRequest, TokenCreated)),
     modifiers(&BearerAuth)
 )]

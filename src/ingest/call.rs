@@ -214,14 +214,32 @@ impl LiveCall {
         let _ = self.live.commands.send(Command::input(input, None)).await;
     }
 
-    /// Ends the call: closes the recordings, stores the call record, ends the session.
+    /// Ends the call: closes the recordings (transcoding them to Ogg Opus, off the async
+    /// threads), stores the call record naming the files kept, ends the session.
     pub async fn finish(mut self, cause: &str) {
-        for (stream, recorder) in self.record.streams.iter_mut().zip(self.recorders.iter_mut()) {
-            match recorder.take().map(Recorder::finish) {
-                Some(Ok(secs)) => stream.recorded_secs = secs,
+        let recorders = std::mem::take(&mut self.recorders);
+        let closing = move || recorders.into_iter().map(|r| r.map(Recorder::finish)).collect::<Vec<_>>();
+        let closed = tokio::task::spawn_blocking(closing).await.unwrap_or_else(|error| {
+            tracing::error!(session = %self.id, %error, "closing the recordings failed");
+            Vec::new()
+        });
+        for (stream, closed) in self.record.streams.iter_mut().zip(closed) {
+            match closed {
+                Some(Ok(kept)) => {
+                    stream.recorded_secs = kept.secs;
+                    stream.recording = Some(format!("{}/{}", self.id, kept.file_name));
+                }
                 Some(Err(error)) => tracing::error!(session = %self.id, %error, "recording could not be closed"),
                 None => {}
             }
+        }
+        for stream in &self.record.streams {
+            let stats = &stream.stats;
+            metrics::counter!(crate::metrics::MEDIA_PACKETS, "outcome" => "received").increment(stats.packets);
+            metrics::counter!(crate::metrics::MEDIA_PACKETS, "outcome" => "lost").increment(stats.lost);
+            metrics::counter!(crate::metrics::MEDIA_PACKETS, "outcome" => "late").increment(stats.late);
+            metrics::counter!(crate::metrics::MEDIA_PACKETS, "outcome" => "duplicate").increment(stats.duplicates);
+            metrics::histogram!(crate::metrics::MEDIA_JITTER_SECONDS).record(stats.jitter_ms / 1000.0);
         }
         self.record.hangup_cause = Some(cause.to_string());
         self.writer.send(Write::Call(self.id, self.record.clone())).await;
@@ -229,7 +247,8 @@ impl LiveCall {
     }
 }
 
-/// Where recordings live: DATA_DIR/recordings/SESSION/INDEX-ROLE.wav.
+/// Where recordings live: DATA_DIR/recordings/SESSION/INDEX-ROLE.opus (`.wav` while the call
+/// lasts).
 pub fn recordings_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("recordings")
 }

@@ -343,3 +343,200 @@ pub fn free_udp_tcp_port() -> u16 {
         }
     }
 }
+
+/// A minimal SIP UAC over UDP, for what sipp cannot do here: SIPREC INVITEs, offerless INVITEs,
+/// re-INVITEs, answering hark's BYE, and RTP with injected faults.
+pub struct Uac {
+    socket: tokio::net::UdpSocket,
+    hark: std::net::SocketAddr,
+    call_id: String,
+    /// hark's tag, once a final response carried it.
+    pub to_tag: Option<String>,
+    cseq: u32,
+}
+
+/// A SIP message as the test reads it.
+pub struct SipMessage {
+    pub first_line: String,
+    pub headers: String,
+    pub body: String,
+}
+
+impl SipMessage {
+    /// The status code of a response, 0 for a request.
+    pub fn status(&self) -> u16 {
+        self.first_line
+            .strip_prefix("SIP/2.0 ")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+    }
+
+    /// The audio ports of the SDP body.
+    pub fn sdp_ports(&self) -> Vec<u16> {
+        self.body
+            .lines()
+            .filter_map(|l| l.strip_prefix("m=audio "))
+            .filter_map(|l| l.split(' ').next()?.parse().ok())
+            .collect()
+    }
+}
+
+/// An SDP offer for one PCMU stream from `port`, with `telephone-event` and `direction`.
+pub fn pcmu_offer(port: u16, direction: &str) -> String {
+    format!(
+        "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na={direction}\r\n"
+    )
+}
+
+impl Uac {
+    pub async fn new(port: u16) -> Uac {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let hark = format!("127.0.0.1:{port}").parse().unwrap();
+        Uac { socket, hark, call_id: format!("{}@test", uuid::Uuid::new_v4()), to_tag: None, cseq: 0 }
+    }
+
+    /// Sends a request of the dialog (a new CSeq unless it is an ACK).
+    pub async fn send(&mut self, method: &str, extra_headers: &str, body: &str) {
+        if method != "ACK" {
+            self.cseq += 1;
+        }
+        let local = self.socket.local_addr().unwrap();
+        let to_tag = self.to_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
+        let message = format!(
+            "{method} sip:hark@{hark} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
+             From: <sip:caller@{local}>;tag=uac1\r\nTo: <sip:hark@{hark}>{to_tag}\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\n{extra_headers}\
+             Content-Length: {len}\r\n\r\n{body}",
+            hark = self.hark,
+            branch = uuid::Uuid::new_v4().simple(),
+            call_id = self.call_id,
+            cseq = self.cseq,
+            len = body.len(),
+        );
+        self.socket.send_to(message.as_bytes(), self.hark).await.unwrap();
+    }
+
+    /// The next message from hark within `wait`.
+    pub async fn recv_within(&self, wait: Duration) -> Option<SipMessage> {
+        let mut buf = vec![0u8; 65536];
+        let (len, _) = tokio::time::timeout(wait, self.socket.recv_from(&mut buf)).await.ok()?.unwrap();
+        let text = String::from_utf8_lossy(&buf[..len]).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let (first_line, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+        Some(SipMessage { first_line: first_line.into(), headers: headers.into(), body: body.into() })
+    }
+
+    /// The next final response (provisional ones skipped); keeps hark's To tag.
+    pub async fn final_response(&mut self) -> SipMessage {
+        loop {
+            let message = self.recv_within(WAIT).await.expect("a SIP response in time");
+            if message.status() >= 200 {
+                if let Some(tag) = message.header("To").and_then(|to| to.split(";tag=").nth(1)) {
+                    self.to_tag = Some(tag.split(';').next().unwrap().to_string());
+                }
+                return message;
+            }
+        }
+    }
+
+    /// Answers a request hark sent (its BYE) with 200.
+    pub async fn answer_ok(&self, request: &SipMessage) {
+        let mut response = String::from("SIP/2.0 200 OK\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            response.push_str(&format!("{name}: {}\r\n", request.header(name).unwrap_or_default()));
+        }
+        response.push_str("Content-Length: 0\r\n\r\n");
+        self.socket.send_to(response.as_bytes(), self.hark).await.unwrap();
+    }
+}
+
+/// One RTP packet.
+pub fn rtp_packet(payload_type: u8, sequence: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, payload_type, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    p[2..4].copy_from_slice(&sequence.to_be_bytes());
+    p[4..8].copy_from_slice(&timestamp.to_be_bytes());
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Sends `ulaw` from `socket` as 20 ms PCMU packets at real-time pace, with every 40th pair of
+/// packets swapped and every 25th packet sent twice.
+pub async fn stream_rtp(socket: &tokio::net::UdpSocket, to: std::net::SocketAddr, ulaw: &[u8], ssrc: u32) {
+    let packets: Vec<Vec<u8>> =
+        ulaw.chunks(160).enumerate().map(|(i, chunk)| rtp_packet(0, i as u16, (i * 160) as u32, ssrc, chunk)).collect();
+    let mut order: Vec<usize> = (0..packets.len()).collect();
+    for i in (40..order.len()).step_by(40) {
+        order.swap(i - 1, i);
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for (n, &i) in order.iter().enumerate() {
+        tick.tick().await;
+        socket.send_to(&packets[i], to).await.unwrap();
+        if n % 25 == 0 {
+            socket.send_to(&packets[i], to).await.unwrap();
+        }
+    }
+}
+
+/// A hark with SIP on a free port and its own RTP port block.
+pub async fn sip_server(extra: &[(&str, &str)]) -> (Server, u16) {
+    let port = free_udp_tcp_port();
+    let rtp_min = 20000 + (port % 200) * 100;
+    let (addr, min, max) = (format!("127.0.0.1:{port}"), rtp_min.to_string(), (rtp_min + 98).to_string());
+    let mut env: Vec<(&str, &str)> =
+        vec![("HARK_SIP_ADDR", &addr), ("HARK_SIP_RTP_PORT_MIN", &min), ("HARK_SIP_RTP_PORT_MAX", &max)];
+    env.extend_from_slice(extra);
+    (Server::start(&env).await, port)
+}
+
+/// The newest ended voice session's record.
+pub async fn last_call(server: &Server) -> Value {
+    let (_, ended) = server.get("/v1/sessions?state=ended", ADMIN).await;
+    let card = ended.as_array().unwrap().iter().find(|c| c["channel"] == "voice").expect("a finished call").clone();
+    let (status, record) = server.get(&format!("/v1/sessions/{}", card["session_id"].as_str().unwrap()), ADMIN).await;
+    assert_eq!(status, 200);
+    record
+}
+
+/// The first finished call's record, once it is stored.
+pub async fn finished_call(server: &Server) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, ended) = server.get("/v1/sessions?state=ended", ADMIN).await;
+        if ended.as_array().is_some_and(|e| !e.is_empty()) {
+            return last_call(server).await;
+        }
+        assert!(std::time::Instant::now() < deadline, "the call ends in time");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The 16 kHz samples of a mono Ogg Opus recording as hark writes them: decoded at 16 kHz with
+/// the pre-skip removed and the end trimmed to the last page's granule position.
+pub fn opus_samples(path: &std::path::Path) -> Vec<i16> {
+    let mut reader = ogg::PacketReader::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let head = reader.read_packet_expected().unwrap();
+    assert_eq!(&head.data[..8], b"OpusHead", "{} is Ogg Opus", path.display());
+    let pre_skip = u16::from_le_bytes([head.data[10], head.data[11]]) as usize / 3;
+    let tags = reader.read_packet_expected().unwrap();
+    assert_eq!(&tags.data[..8], b"OpusTags");
+    let mut decoder = opus::Decoder::new(16_000, opus::Channels::Mono).unwrap();
+    let (mut samples, mut buf, mut granule) = (Vec::new(), vec![0i16; 5760], 0);
+    while let Some(packet) = reader.read_packet().unwrap() {
+        let n = decoder.decode(&packet.data, &mut buf, false).unwrap();
+        samples.extend_from_slice(&buf[..n]);
+        granule = packet.absgp_page();
+    }
+    let end = (granule as usize / 3).min(samples.len());
+    samples[pre_skip.min(end)..end].to_vec()
+}

@@ -117,14 +117,25 @@ impl CallMedia {
                 return;
             }
         };
-        let cause = self.serve(live, commands).await;
+        // After an offerless INVITE the far end's answer comes in the ACK.
+        let ack_answer = self.dialog.last_remote_ack().and_then(|ack| sdp::parse(&ack.body).ok());
+        let cause = self.serve(live, commands, ack_answer).await;
         tracing::info!(call = %self.spec.external_id, %cause, "call ended");
     }
 
-    async fn serve(&self, mut live: LiveCall, mut commands: mpsc::Receiver<MediaCommand>) -> String {
+    async fn serve(
+        &self,
+        mut live: LiveCall,
+        mut commands: mpsc::Receiver<MediaCommand>,
+        ack_answer: Option<Vec<MediaOffer>>,
+    ) -> String {
         let answered = Instant::now();
         let mut streams = Vec::new();
-        for (offer, chosen) in &self.offers {
+        for (index, (offer, chosen)) in self.offers.iter().enumerate() {
+            let chosen = match (offer, ack_answer.as_ref().and_then(|a| a.get(index))) {
+                (None, Some(answer)) => sdp::choose(answer, &self.app_preference()).unwrap_or(*chosen),
+                _ => *chosen,
+            };
             let media = match MediaStream::new(&[(chosen.payload_type, chosen.codec)], chosen.telephone_event) {
                 Ok(media) => media,
                 Err(error) => {
@@ -139,7 +150,7 @@ impl CallMedia {
                 foreign: 0,
                 offset_ms: None,
                 on_hold: offer.as_ref().is_some_and(MediaOffer::on_hold),
-                codec: self.spec.codec.clone(),
+                codec: super::codec_name(chosen.codec).to_string(),
             });
         }
         let (packets, mut incoming) = mpsc::channel::<(usize, Vec<u8>, SocketAddr)>(256);

@@ -704,7 +704,7 @@ impl Streams {
     /// another connection holds the same call.
     pub async fn attach(
         &self,
-        app: &App,
+        app: &Arc<App>,
         source: &'static str,
         start: &StreamStart,
         peer: &str,
@@ -718,7 +718,10 @@ impl Streams {
             Claim::Resume { conn, mut value, parked_for } => {
                 if let Err(close) = value.clocks.resume(start, parked_for, &mut value.placed) {
                     // The call cannot take this connection's audio: it waits for another.
-                    let _ = self.parking().park(&key, conn, value, app.clock.now().mono);
+                    let parked = self.parking().park(&key, conn, value, app.clock.now().mono);
+                    if let Ok(deadline) = parked {
+                        tokio::spawn(Self::expire_at(app.clone(), deadline));
+                    }
                     return Err(close);
                 }
                 value.deliver().await;
