@@ -6,9 +6,9 @@
 //! none fits), the SDP answer, and a [`media::CallMedia`] task per answered call that owns its
 //! RTP ports and its [`crate::ingest::call::LiveCall`].
 //!
-//! - [`sdp`]: offer/answer.
-//! - [`media`]: a call's RTP sockets, latching, decoding and hang-up on media timeout.
-//! - [`siprec`]: SIPREC (RFC 7866) multipart bodies and recording metadata.
+//! - [`sdp`] — offer/answer.
+//! - [`media`] — a call's RTP sockets, latching, decoding and hang-up on media timeout.
+//! - [`siprec`] — SIPREC (RFC 7866) multipart bodies and recording metadata.
 
 pub mod media;
 pub mod sdp;
@@ -41,7 +41,13 @@ pub enum SipError {
     #[error("sip.addr {0:?} is not an address")]
     Addr(String),
     #[error("SIP transport: {0}")]
-    Stack(#[from] rsipstack::Error),
+    Stack(Box<rsipstack::Error>),
+}
+
+impl From<rsipstack::Error> for SipError {
+    fn from(error: rsipstack::Error) -> SipError {
+        SipError::Stack(Box::new(error))
+    }
 }
 
 /// Calls hark holds a dialog for, by dialog id: their media task's command queue.

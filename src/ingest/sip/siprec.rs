@@ -131,7 +131,8 @@ pub fn parse_metadata(xml: &str) -> Metadata {
                 }
             }
             Ok(Event::End(_)) => {
-                if path.pop().as_deref() == Some("participant") {
+                let closed = path.pop();
+                if closed.as_deref() == Some("participant") {
                     metadata.participants.push((current_id.clone(), std::mem::take(&mut party)));
                 }
             }
