@@ -41,6 +41,9 @@ pub struct SipConfig {
     pub media_ip: String,
     pub media_timeout_secs: u64,
     pub answer_delay_ms: u64,
+    pub digest_user: String,
+    pub digest_password: String,
+    pub digest_realm: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

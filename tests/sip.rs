@@ -321,3 +321,17 @@ async fn an_offerless_invite_gets_hark_offer_and_the_ack_answer_decides() {
     assert_eq!(stats["codec"], "PCMA", "{stats}");
     assert_eq!(stats["packets"], 25, "PCMA packets were taken as the ACK's answer said");
 }
+
+#[tokio::test]
+async fn digest_authentication_admits_the_right_trunk_only() {
+    let auth = [("HARK_SIP_DIGEST_USER", "trunk"), ("HARK_SIP_DIGEST_PASSWORD", "s3cret")];
+    let (server, port) = sip_server(&auth).await;
+    let dir = scenario_dir();
+    assert_eq!(sipp(dir.path(), port, "uac_options_auth.xml", &["-au", "trunk", "-ap", "s3cret"]).await, 0);
+    assert_ne!(
+        sipp(dir.path(), port, "uac_options_auth.xml", &["-au", "trunk", "-ap", "guess", "-timeout", "3"]).await,
+        0
+    );
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("hark_sip_refused_total{reason=\"digest\"}"), "{metrics}");
+}

@@ -6,10 +6,12 @@
 //! none fits), the SDP answer, and a [`media::CallMedia`] task per answered call that owns its
 //! RTP ports and its [`crate::ingest::call::LiveCall`].
 //!
+//! - [`auth`] — optional digest authentication of trunks.
 //! - [`sdp`] — offer/answer.
 //! - [`media`] — a call's RTP sockets, latching, decoding and hang-up on media timeout.
 //! - [`siprec`] — SIPREC (RFC 7866) multipart bodies and recording metadata.
 
+pub mod auth;
 pub mod media;
 pub mod sdp;
 pub mod siprec;
@@ -63,6 +65,7 @@ struct Sip {
     ports: RtpPorts,
     preference: Vec<Codec>,
     media_ip: IpAddr,
+    digest: Option<auth::DigestAuth>,
 }
 
 /// Starts the SIP server when `sip.addr` is set; it stops with the app's shutdown token.
@@ -105,6 +108,9 @@ pub async fn start(app: Arc<App>) -> Result<(), SipError> {
         ports: RtpPorts::new(config.rtp_port_min, config.rtp_port_max),
         preference: config.codecs.iter().filter_map(|c| sdp::codec_named(c)).collect(),
         media_ip,
+        digest: (!config.digest_user.is_empty()).then(|| {
+            auth::DigestAuth::new(&config.digest_user, &config.digest_password, &config.digest_realm, rand::random())
+        }),
         app,
     });
     tokio::spawn(sip.clone().follow_dialogs(state_rx));
@@ -131,6 +137,14 @@ impl Sip {
         if in_dialog {
             return self.in_dialog(tx).await;
         }
+        if let Err(challenge) = self.authenticate(&tx) {
+            if let Err(error) =
+                tx.reply_with(StatusCode::Unauthorized, vec![Header::WwwAuthenticate(challenge.into())], None).await
+            {
+                tracing::debug!(%error, "SIP reply not sent");
+            }
+            return;
+        }
         match method {
             Method::Invite => self.on_invite(tx).await,
             Method::Options => reply(&mut tx, StatusCode::OK).await,
@@ -148,6 +162,26 @@ impl Sip {
             tracing::warn!(%source, "SIP request from outside the allowlist");
             metrics::counter!(crate::metrics::SIP_REFUSED, "reason" => "allowlist").increment(1);
             Err(StatusCode::Forbidden)
+        }
+    }
+
+    /// Digest credentials, when configured; Err carries the challenge to send with 401.
+    fn authenticate(&self, tx: &Transaction) -> Result<(), String> {
+        let Some(digest) = &self.digest else { return Ok(()) };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+        let authorization = tx.original.headers.iter().find_map(|h| match h {
+            Header::Authorization(a) => Some(a.value().to_string()),
+            _ => None,
+        });
+        match digest.verify(&tx.original.method.to_string(), authorization.as_deref(), now) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                if authorization.is_some() {
+                    tracing::warn!(source = ?source_ip(tx), %error, "SIP digest authentication failed");
+                    metrics::counter!(crate::metrics::SIP_REFUSED, "reason" => "digest").increment(1);
+                }
+                Err(digest.challenge(now))
+            }
         }
     }
 
