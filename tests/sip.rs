@@ -335,3 +335,23 @@ async fn digest_authentication_admits_the_right_trunk_only() {
     let metrics = server.metrics().await;
     assert!(metrics.contains("hark_sip_refused_total{reason=\"digest\"}"), "{metrics}");
 }
+
+#[tokio::test]
+async fn refusals_carry_the_right_status_codes() {
+    let (_server, port) = sip_server(&[]).await;
+    let mut uac = Uac::new(port).await;
+    uac.send("REGISTER", "", "").await;
+    assert_eq!(uac.final_response().await.status(), 405, "hark is not a registrar");
+    let mut uac = Uac::new(port).await;
+    uac.send("INVITE", "Content-Type: application/sdp\r\n", "v=0\r\nm=audio banana RTP/AVP 0\r\n").await;
+    assert_eq!(uac.final_response().await.status(), 400, "a malformed offer");
+    let mut stranger = Uac::new(port).await;
+    stranger.to_tag = Some("no-such-dialog".into());
+    stranger.send("BYE", "", "").await;
+    assert_eq!(stranger.final_response().await.status(), 481);
+
+    let (_full, port) = sip_server(&[("HARK_SIP_MAX_CALLS", "0")]).await;
+    let mut uac = Uac::new(port).await;
+    uac.send("INVITE", "Content-Type: application/sdp\r\n", &pcmu_offer(4000, "sendrecv")).await;
+    assert_eq!(uac.final_response().await.status(), 486, "no room for another call");
+}
