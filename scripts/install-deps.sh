@@ -4,12 +4,14 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in build-essential pkg-config ca-certificates; do
+# libopus (Opus decode and recordings) links from the system; cmake builds it if missing.
+for pkg in build-essential pkg-config ca-certificates cmake libopus-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${1:-}" = "--test" ]; then
-  # The test suite runs against a real PostgreSQL.
+  # The test suite runs against a real PostgreSQL and places calls with sipp.
   command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
+  command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
