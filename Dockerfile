@@ -1,5 +1,7 @@
 # Multi-stage build of hark: compile in the Rust image, run in a slim Debian.
 FROM rust:1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends cmake pkg-config libopus-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
@@ -11,7 +13,7 @@ COPY benches benches
 RUN cargo build --release --bin hark
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libopus0 \
     && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/hark hark \
     && mkdir -p /var/lib/hark && chown hark /var/lib/hark
 COPY --from=build /src/target/release/hark /usr/local/bin/hark
@@ -19,6 +21,7 @@ USER hark
 ENV HARK_DATA_DIR=/var/lib/hark HARK_HTTP_ADDR=0.0.0.0:8080 HARK_LOG_FORMAT=json
 VOLUME /var/lib/hark
 # Liveness: GET /healthz; readiness: GET /readyz.
-EXPOSE 8080
+# HTTP (REST, sockets, pages, metrics), SIP, RTP, AudioSocket.
+EXPOSE 8080 5060/udp 5060/tcp 20000-29999/udp 9092
 ENTRYPOINT ["hark"]
 CMD ["serve"]
