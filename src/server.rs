@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::chat::bot::{Bot, Faq, FaqError, DEFAULT_FAQ};
 use crate::clock::Clock;
@@ -35,6 +36,9 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
+    /// Tasks that own a call (SIP media, streaming sockets, AudioSocket connections): shutdown
+    /// waits for them to finish their calls before ending the remaining sessions.
+    pub calls: TaskTracker,
     /// Streamed calls by call id, with those waiting for a reconnect.
     pub streams: crate::ingest::stream::Streams,
 }
@@ -96,6 +100,7 @@ impl App {
         let sessions =
             actor::Context { registry: registry.clone(), writer: writer.clone(), clock: clock.clone(), timing };
         Ok(Arc::new(App {
+            calls: TaskTracker::new(),
             streams: crate::ingest::stream::Streams::new(Duration::from_secs(config.streams.reconnect_grace_secs)),
             config,
             clock,
@@ -119,6 +124,9 @@ fn load_faq(path: &str) -> Result<Faq, StartError> {
     let text = std::fs::read_to_string(path).map_err(|source| StartError::FaqRead { path: path.into(), source })?;
     Faq::parse(&text).map_err(|source| StartError::Faq { path: path.into(), source })
 }
+
+/// How long shutdown waits for calls to hang up and close their recordings.
+const CALLS_SHUTDOWN: Duration = Duration::from_secs(60);
 
 /// Pending connections the kernel queues; a burst of widgets reconnecting after a restart must
 /// not overflow it (the default of 128 drops SYNs and costs a 1 s retry).
@@ -162,6 +170,10 @@ pub async fn serve(config: Config, signal: impl Future<Output = ()> + Send + 'st
         .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
         .await
         .map_err(StartError::Serve)?;
+    app.calls.close();
+    if tokio::time::timeout(CALLS_SHUTDOWN, app.calls.wait()).await.is_err() {
+        tracing::warn!("calls did not finish within {} s; ending their sessions anyway", CALLS_SHUTDOWN.as_secs());
+    }
     let live = app.registry.len();
     app.registry.shutdown_all().await;
     app.writer.flush().await;

@@ -355,3 +355,20 @@ async fn refusals_carry_the_right_status_codes() {
     uac.send("INVITE", "Content-Type: application/sdp\r\n", &pcmu_offer(4000, "sendrecv")).await;
     assert_eq!(uac.final_response().await.status(), 486, "no room for another call");
 }
+
+#[tokio::test]
+async fn a_graceful_stop_hangs_up_live_calls_and_keeps_their_records() {
+    let (mut server, port) = sip_server(&[]).await;
+    let mut uac = Uac::new(port).await;
+    let rtp = rtp_socket().await;
+    let hark_rtp = call(&mut uac, &rtp).await;
+    silence(&rtp, hark_rtp, 0, 25).await;
+    server.stop().await;
+    server.restart().await;
+    let record = finished_call(&server).await;
+    assert_eq!(record["call"]["hangup_cause"], "server shutting down");
+    assert_eq!(record["end_reason"], "hangup");
+    let recording = record["call"]["streams"][0]["recording"].as_str().unwrap();
+    assert!(recording.ends_with(".opus"), "the recording was closed: {recording}");
+    assert!(server.data_dir.path().join("recordings").join(recording).exists());
+}

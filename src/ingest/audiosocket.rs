@@ -189,6 +189,7 @@ async fn read_frame(tcp: &mut TcpStream, payload: &mut Vec<u8>) -> Option<u8> {
 }
 
 async fn connection(app: Arc<App>, mut tcp: TcpStream, peer: SocketAddr) {
+    let _call = app.calls.token();
     let config = &app.config.streams;
     let mut core = AudioSocket::new();
     let mut payload = Vec::new();

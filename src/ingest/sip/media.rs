@@ -185,6 +185,10 @@ impl CallMedia {
                         metrics::counter!(crate::metrics::RTP_MALFORMED).increment(1);
                     }
                 }
+                _ = self.app.shutdown.cancelled() => {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), self.dialog.bye()).await;
+                    break "server shutting down".to_string();
+                }
                 command = commands.recv() => match command {
                     Some(MediaCommand::Ended(cause)) => break cause,
                     Some(MediaCommand::Reinvite(request, handle)) => self.reinvite(&request, handle, &mut streams).await,

@@ -301,7 +301,7 @@ impl Sip {
         self.calls.insert(id.clone(), commands);
         let media = CallMedia::new(self.app.clone(), spec, sockets, streams, dialog.clone());
         let sip = self.clone();
-        tokio::spawn(async move {
+        self.app.calls.spawn(async move {
             media.run(command_rx).await;
             sip.calls.remove(&id);
             sip.dialogs.remove_dialog(&dialog_id);

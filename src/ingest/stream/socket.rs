@@ -102,6 +102,7 @@ async fn accept<P: Protocol>(
     upgrade.max_message_size(ws::READ_CEILING.max(max)).max_frame_size(ws::READ_CEILING.max(max)).on_upgrade(
         move |mut socket| async move {
             let _open = ws::OpenSocket::new(source);
+            let _call = app.calls.token();
             let peer = peer.ip().to_string();
             if let Some(close) = run(&app, &mut socket, protocol, authenticated, &peer).await {
                 if close.code != ws::NORMAL && close.code != ws::GOING_AWAY {
