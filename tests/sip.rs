@@ -372,3 +372,23 @@ async fn a_graceful_stop_hangs_up_live_calls_and_keeps_their_records() {
     assert!(recording.ends_with(".opus"), "the recording was closed: {recording}");
     assert!(server.data_dir.path().join("recordings").join(recording).exists());
 }
+
+#[tokio::test]
+async fn the_200_is_retransmitted_over_udp_until_the_ack() {
+    let (_server, port) = sip_server(&[]).await;
+    let mut uac = Uac::new(port).await;
+    uac.send("INVITE", "Content-Type: application/sdp\r\n", &pcmu_offer(4000, "sendrecv")).await;
+    assert_eq!(uac.final_response().await.status(), 200);
+    // RFC 3261 §13.3.1.4: T1 = 500 ms, doubling: copies at about 0.5 s and 1.5 s.
+    let mut copies = 0;
+    while let Some(message) = uac.recv_within(std::time::Duration::from_millis(1800)).await {
+        assert_eq!(message.status(), 200);
+        copies += 1;
+        if copies == 2 {
+            break;
+        }
+    }
+    assert_eq!(copies, 2, "the 200 is sent again while no ACK comes");
+    uac.send("ACK", "", "").await;
+    assert!(uac.recv_within(std::time::Duration::from_millis(2500)).await.is_none(), "no retransmission after the ACK");
+}
