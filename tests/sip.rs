@@ -392,3 +392,30 @@ async fn the_200_is_retransmitted_over_udp_until_the_ack() {
     uac.send("ACK", "", "").await;
     assert!(uac.recv_within(std::time::Duration::from_millis(2500)).await.is_none(), "no retransmission after the ACK");
 }
+
+#[tokio::test]
+async fn a_reinvite_can_change_the_codec_mid_call() {
+    let (server, port) = sip_server(&[]).await;
+    let mut uac = Uac::new(port).await;
+    let rtp = rtp_socket().await;
+    let hark_rtp = call(&mut uac, &rtp).await;
+    silence(&rtp, hark_rtp, 0, 10).await;
+    let pcma = format!(
+        "v=0\r\no=test 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n",
+        rtp.local_addr().unwrap().port()
+    );
+    uac.send("INVITE", "Content-Type: application/sdp\r\n", &pcma).await;
+    let answer = uac.final_response().await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.body.contains("a=rtpmap:8 PCMA/8000"), "{}", answer.body);
+    uac.send("ACK", "", "").await;
+    for i in 10..30u16 {
+        rtp.send_to(&rtp_packet(8, i, i as u32 * 160, 7, &[0xd5; 160]), hark_rtp).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    uac.send("BYE", "", "").await;
+    assert_eq!(uac.final_response().await.status(), 200);
+    let stats = finished_call(&server).await["call"]["streams"][0]["stats"].clone();
+    assert_eq!(stats["codec"], "PCMA", "{stats}");
+    assert_eq!(stats["packets"], 30, "both codecs' packets were taken: {stats}");
+}
