@@ -5,6 +5,7 @@
 //! - [`ingest`]: calls arriving by SIP/RTP and streaming protocols, as voice sessions with
 //!   per-speaker 16 kHz audio and recordings.
 //! - [`media`]: RTP to 16 kHz audio per speaker: jitter buffer, G.711/Opus decode, resampling.
+//! - [`speech`]: VAD, streaming Whisper transcription and emotion per utterance.
 //! - [`chat`]: the widget socket `/v1/chat`, the bot that answers while no human holds a chat.
 //! - [`session`]: the registry of live sessions, one owner task per session, its pure core,
 //!   events and the live card.
@@ -26,6 +27,7 @@ pub mod media;
 pub mod metrics;
 pub mod server;
 pub mod session;
+pub mod speech;
 pub mod store;
 pub mod supervise;
 pub mod ws;

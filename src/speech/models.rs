@@ -1,0 +1,1 @@
+//! Offline model files (see mod.rs).

@@ -1,0 +1,1 @@
+//! Silero VAD and the utterance segmenter (see mod.rs).
