@@ -1,1 +1,0 @@
-//! Silero VAD and the utterance segmenter (see mod.rs).
