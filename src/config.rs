@@ -25,6 +25,7 @@ pub struct Config {
     pub streams: StreamsConfig,
     pub audiosocket: AudioSocketConfig,
     pub recordings: RecordingsConfig,
+    pub speech: crate::speech::SpeechConfig,
     pub sites: Vec<SiteConfig>,
 }
 

@@ -29,6 +29,13 @@ pub const STORE_COMMIT_SECONDS: &str = "hark_store_commit_seconds";
 pub const CALLS: &str = "hark_calls_total";
 /// Counter: audio frames the speech stage was too slow to take (dropped; recordings keep them).
 pub const SPEECH_FRAMES_DROPPED: &str = "hark_speech_frames_dropped_total";
+/// Counter: partial transcripts dropped because newer audio or a final made them stale, or the
+/// queue was full.
+pub const ASR_PARTIALS_DROPPED: &str = "hark_asr_partials_dropped_total";
+/// Gauge: utterances waiting for a Whisper worker.
+pub const ASR_QUEUE: &str = "hark_asr_queue";
+/// Histogram: Whisper decode time per utterance, by `kind` (partial, final).
+pub const ASR_DECODE_SECONDS: &str = "hark_asr_decode_seconds";
 /// Counter: media packets of finished calls' streams, by `outcome` (received, lost, late,
 /// duplicate).
 pub const MEDIA_PACKETS: &str = "hark_media_packets_total";
@@ -95,6 +102,9 @@ fn describe() {
     describe_histogram!(STORE_COMMIT_SECONDS, Unit::Seconds, "Database commit time per write batch");
     describe_counter!(CALLS, "Calls started, by source");
     describe_counter!(SPEECH_FRAMES_DROPPED, "Audio frames dropped because the speech stage fell behind");
+    describe_counter!(ASR_PARTIALS_DROPPED, "Partial transcripts dropped (stale or queue full)");
+    describe_gauge!(ASR_QUEUE, "Utterances waiting for a Whisper worker");
+    describe_histogram!(ASR_DECODE_SECONDS, Unit::Seconds, "Whisper decode time per utterance, by kind");
     describe_counter!(MEDIA_PACKETS, "Media packets of finished calls' streams, by outcome");
     describe_histogram!(MEDIA_JITTER_SECONDS, Unit::Seconds, "Interarrival jitter of finished calls' streams");
     describe_counter!(SIP_REQUESTS, "SIP requests received, by method");

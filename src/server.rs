@@ -41,6 +41,8 @@ pub struct App {
     pub calls: TaskTracker,
     /// Streamed calls by call id, with those waiting for a reconnect.
     pub streams: crate::ingest::stream::Streams,
+    /// The speech stage calls are transcribed by (`None` when `speech.enabled` is off).
+    pub speech: Option<Arc<crate::speech::live::Engine>>,
 }
 
 /// A site that may embed the widget.
@@ -69,6 +71,8 @@ pub enum StartError {
     AudioSocket { addr: String, source: std::io::Error },
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Speech(#[from] crate::speech::SpeechError),
 }
 
 impl App {
@@ -99,7 +103,12 @@ impl App {
         };
         let sessions =
             actor::Context { registry: registry.clone(), writer: writer.clone(), clock: clock.clone(), timing };
+        let speech = match config.speech.enabled {
+            true => Some(Arc::new(crate::speech::live::Engine::start(&config.speech)?)),
+            false => None,
+        };
         Ok(Arc::new(App {
+            speech,
             calls: TaskTracker::new(),
             streams: crate::ingest::stream::Streams::new(Duration::from_secs(config.streams.reconnect_grace_secs)),
             config,

@@ -5,69 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use common::{
-    best_correlation, finished_call, fixtures, free_udp_tcp_port, last_call, opus_samples, pcmu_offer, rtp_packet,
+    best_correlation, finished_call, fixtures, last_call, opus_samples, pcmu_offer, rtp_packet, scenario_dir, sipp,
     sip_server, stream_rtp, wav_samples, Uac, ADMIN,
 };
-
-/// A working directory with the sipp scenarios and audio (sipp resolves audio paths against it
-/// and may write logs there; the shared fixtures are read-only).
-fn scenario_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(fixtures().join("sip")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    for file in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip")).unwrap() {
-        let path = file.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    dir
-}
-
-/// Runs sipp as a UAC against hark; returns its exit status code.
-async fn sipp(dir: &Path, port: u16, scenario: &str, extra: &[&str]) -> i32 {
-    let media_port = (free_udp_tcp_port() & !1).to_string();
-    let local_port = free_udp_tcp_port().to_string();
-    let mut args = vec![
-        format!("127.0.0.1:{port}"),
-        "-sf".into(),
-        scenario.into(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        local_port,
-        "-mi".into(),
-        "127.0.0.1".into(),
-        "-mp".into(),
-        media_port,
-        "-s".into(),
-        "speech".into(),
-        "-m".into(),
-        "1".into(),
-        "-timeout".into(),
-        "30".into(),
-        "-timeout_error".into(),
-        "-nostdin".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let dir: PathBuf = dir.into();
-    tokio::task::spawn_blocking(move || {
-        let status = Command::new("sipp")
-            .args(&args)
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .status()
-            .expect("sipp is installed (apt-get install sip-tester)");
-        status.code().unwrap_or(-1)
-    })
-    .await
-    .unwrap()
-}
 
 async fn rtp_socket() -> tokio::net::UdpSocket {
     tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap()

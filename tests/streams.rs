@@ -8,28 +8,20 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine;
-use common::{best_correlation, fixtures, opus_samples, wav_samples, Server, Ws, ADMIN, WAIT};
+use common::{
+    best_correlation, call_fixture, chunks, ended_call, opus_samples, twilio_media, twilio_send, twilio_start, wav_samples,
+    Server, Ws, ADMIN, CHUNK, WAIT,
+};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-/// 20 ms at 8 kHz.
-const CHUNK: usize = 160;
 /// Search the lag within ±100 ms at 16 kHz.
 const MAX_LAG: usize = 1600;
 
-fn clip(name: &str) -> std::path::PathBuf {
-    fixtures().join("audio/call").join(name)
-}
-
-fn ulaw(name: &str) -> Vec<u8> {
-    std::fs::read(clip(name)).unwrap()
-}
-
 /// The fixture at 16 kHz by linear interpolation: the reference, independent of hark's resampler.
 fn upsampled(name: &str) -> Vec<i16> {
-    let x = wav_samples(&clip(name));
+    let x = wav_samples(&call_fixture(name));
     let mut out = Vec::with_capacity(2 * x.len());
     for (i, &s) in x.iter().enumerate() {
         out.push(s);
@@ -54,24 +46,6 @@ fn le_bytes(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
-/// The record of the ended session whose call has `external_id`.
-async fn ended_call(server: &Server, external_id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (_, ended) = server.get("/v1/sessions?state=ended&limit=1000", ADMIN).await;
-        for card in ended.as_array().unwrap() {
-            let (_, record) =
-                server.get(&format!("/v1/sessions/{}", card["session_id"].as_str().unwrap()), ADMIN).await;
-            if record["call"]["external_id"] == external_id {
-                return record;
-            }
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no ended call {external_id}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The live voice session of `source`, waiting for it to appear.
 async fn live_session(server: &Server, source: &str) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -98,37 +72,6 @@ fn matches_fixture(server: &Server, stream: &Value, role: &str, wav: &str, label
     assert!(correlation > 0.9, "{label} {role}: {correlation} at lag {lag}");
     assert!(lag.abs() <= 32, "{label} {role}: audio placed {lag} samples off");
     correlation
-}
-
-fn twilio_start(call_sid: &str, token: Option<&str>) -> Value {
-    let mut params = json!({"from": "+15550100", "to": "+15550199"});
-    if let Some(token) = token {
-        params["access_token"] = json!(token);
-    }
-    json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
-           "start": {"accountSid": "AC1", "streamSid": "MZ1", "callSid": call_sid,
-                     "tracks": ["inbound", "outbound"], "customParameters": params,
-                     "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
-}
-
-fn twilio_media(track: &str, chunk: usize, timestamp_ms: usize, payload: &[u8]) -> Value {
-    json!({"event": "media", "sequenceNumber": (chunk + 2).to_string(), "streamSid": "MZ1",
-           "media": {"track": track, "chunk": (chunk + 1).to_string(), "timestamp": timestamp_ms.to_string(),
-                     "payload": base64::engine::general_purpose::STANDARD.encode(payload)}})
-}
-
-/// Sends the media of chunks `range` of both fixture tracks; timestamps count from `first`.
-async fn twilio_send(ws: &mut Ws, range: std::ops::Range<usize>, first: usize) {
-    let (caller, agent) = (ulaw("caller.ulaw"), ulaw("agent.ulaw"));
-    for i in range {
-        let span = i * CHUNK..((i + 1) * CHUNK).min(caller.len());
-        ws.send(twilio_media("inbound", i, (i - first) * 20, &caller[span.clone()])).await;
-        ws.send(twilio_media("outbound", i, (i - first) * 20, &agent[span])).await;
-    }
-}
-
-fn chunks() -> usize {
-    ulaw("caller.ulaw").len().div_ceil(CHUNK)
 }
 
 #[tokio::test]
@@ -172,7 +115,7 @@ async fn jambonz_stereo_listen() {
     ws.send(json!({"callSid": "js-stereo", "direction": "inbound", "from": "+15550100", "to": "+15550199",
                    "accountSid": "acct-1", "sampleRate": 8000, "mixType": "stereo"}))
         .await;
-    let (caller, agent) = (wav_samples(&clip("caller.wav")), wav_samples(&clip("agent.wav")));
+    let (caller, agent) = (wav_samples(&call_fixture("caller.wav")), wav_samples(&call_fixture("agent.wav")));
     let interleaved: Vec<i16> = caller.iter().zip(&agent).flat_map(|(&c, &a)| [c, a]).collect();
     // Frames of 20 ms, one cut mid-sample to show it does not matter.
     let bytes = le_bytes(&interleaved);
@@ -247,7 +190,7 @@ async fn asterisk_audiosocket() {
     let id = uuid::Uuid::new_v4();
     let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     tcp.write_all(&audiosocket_frame(0x01, id.as_bytes())).await.unwrap();
-    for samples in wav_samples(&clip("caller.wav")).chunks(CHUNK) {
+    for samples in wav_samples(&call_fixture("caller.wav")).chunks(CHUNK) {
         tcp.write_all(&audiosocket_frame(0x10, &le_bytes(samples))).await.unwrap();
     }
     tcp.write_all(&audiosocket_frame(0x03, b"7")).await.unwrap();
@@ -319,7 +262,7 @@ async fn a_stream_lost_for_the_whole_grace_ends_the_call() {
     let url = server.ws(&format!("/v1/stream/jambonz?access_token={ADMIN}"));
     let mut ws = Ws::connect(&url, &[]).await;
     ws.send(json!({"callSid": "js-lost", "sampleRate": 8000, "mixType": "mono"})).await;
-    ws.send_raw(Message::Binary(le_bytes(&wav_samples(&clip("caller.wav"))[..8_000]).into())).await;
+    ws.send_raw(Message::Binary(le_bytes(&wav_samples(&call_fixture("caller.wav"))[..8_000]).into())).await;
     live_session(&server, "jambonz").await;
     ws.drop_connection();
     let record = ended_call(&server, "js-lost").await;

@@ -178,7 +178,7 @@ impl Connection<'_> {
                         metrics::histogram!(crate::metrics::FANOUT_SECONDS, "socket" => SOCKET).record(appended.elapsed().as_secs_f64());
                         self.send_entry(&entry).await.ok()?;
                     }
-                    Ok(Event::Entry(..)) => {}
+                    Ok(Event::Entry(..) | Event::Partial(_)) => {}
                     Ok(Event::Holder(holder)) => ws::send(self.socket, &ServerFrame::Holder { holder: &holder }).await.ok()?,
                     Ok(Event::Ended(EndReason::Interrupted)) => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
                     Ok(Event::Ended(_)) | Err(broadcast::error::RecvError::Closed) => return Some(Close::new(ws::NORMAL, "session ended")),

@@ -15,7 +15,8 @@ use crate::server::App;
 use crate::session::actor::{self, Command};
 use crate::session::core::{Input, Timing};
 use crate::session::registry::Live;
-use crate::session::{Card, Channel, SessionId, StreamCard};
+use crate::session::{Author, Card, Channel, SessionId, StreamCard};
+use crate::speech::live;
 use crate::store::Write;
 
 use super::recording::Recorder;
@@ -121,8 +122,8 @@ pub struct LiveCall {
     live: Live,
     record: CallRecord,
     recorders: Vec<Option<Recorder>>,
-    speech: mpsc::Sender<AudioFrame>,
-    speech_rx: Option<mpsc::Receiver<AudioFrame>>,
+    /// The speech stage's hand-off and its task, while speech is on.
+    speech: Option<(mpsc::Sender<AudioFrame>, tokio::task::JoinHandle<()>)>,
     writer: crate::store::Writer,
 }
 
@@ -172,15 +173,13 @@ impl LiveCall {
         let (_, live) = actor::start(&app.sessions, card, Arc::new(Bot::None), timing).await;
         app.writer.send(Write::Call(id, record.clone())).await;
         metrics::counter!(crate::metrics::CALLS, "source" => record.source.clone()).increment(1);
-        let (speech, speech_rx) = mpsc::channel(SPEECH_QUEUE);
-        Ok(LiveCall { id, live, record, recorders, speech, speech_rx: Some(speech_rx), writer: app.writer.clone() })
-    }
-
-    /// The speech stage's end of the hand-off: every speaker's frames in arrival order. Frames
-    /// that find the queue full are dropped and counted (`hark_speech_frames_dropped_total`);
-    /// with no receiver taken, audio is only recorded.
-    pub fn speech_frames(&mut self) -> Option<mpsc::Receiver<AudioFrame>> {
-        self.speech_rx.take()
+        let speech = app.speech.clone().map(|engine| {
+            let (frames, frames_rx) = mpsc::channel(SPEECH_QUEUE);
+            let speakers = record.streams.iter().map(speaker).collect();
+            let task = tokio::spawn(live::run(engine, id, speakers, frames_rx, live.commands.clone()));
+            (frames, task)
+        });
+        Ok(LiveCall { id, live, record, recorders, speech, writer: app.writer.clone() })
     }
 
     /// Audio of `speaker`, 16 kHz mono, whose first sample is `start_ms` into the call.
@@ -190,9 +189,9 @@ impl LiveCall {
             tracing::error!(session = %self.id, speaker, %error, "recording write failed; recording stopped");
             self.recorders[speaker] = None;
         }
-        if self.speech_rx.is_none() {
+        if let Some((frames, _)) = &self.speech {
             let frame = AudioFrame { session: self.id, speaker, start_ms, samples: samples.into() };
-            if let Err(mpsc::error::TrySendError::Full(_)) = self.speech.try_send(frame) {
+            if let Err(mpsc::error::TrySendError::Full(_)) = frames.try_send(frame) {
                 metrics::counter!(crate::metrics::SPEECH_FRAMES_DROPPED).increment(1);
             }
         }
@@ -214,9 +213,16 @@ impl LiveCall {
         let _ = self.live.commands.send(Command::input(input, None)).await;
     }
 
-    /// Ends the call: closes the recordings (transcoding them to Ogg Opus, off the async
-    /// threads), stores the call record naming the files kept, ends the session.
+    /// Ends the call: lets the speech stage transcribe what was still being said (its finals
+    /// reach the session before it ends), closes the recordings (transcoding them to Ogg Opus,
+    /// off the async threads), stores the call record naming the files kept, ends the session.
     pub async fn finish(mut self, cause: &str) {
+        if let Some((frames, task)) = self.speech.take() {
+            drop(frames);
+            if let Err(error) = task.await {
+                tracing::error!(session = %self.id, %error, "the speech stage failed");
+            }
+        }
         let recorders = std::mem::take(&mut self.recorders);
         let closing = move || recorders.into_iter().map(|r| r.map(Recorder::finish)).collect::<Vec<_>>();
         let closed = tokio::task::spawn_blocking(closing).await.unwrap_or_else(|error| {
@@ -245,6 +251,15 @@ impl LiveCall {
         self.writer.send(Write::Call(self.id, self.record.clone())).await;
         let _ = self.live.commands.send(Command::input(Input::Hangup, None)).await;
     }
+}
+
+/// How the transcript names the speaker of a stream.
+fn speaker(stream: &CallStream) -> live::Speaker {
+    let author = match stream.role {
+        Role::Customer => Author::Customer,
+        Role::Agent => Author::Agent { name: stream.party.name.clone().unwrap_or_else(|| "agent".into()) },
+    };
+    live::Speaker { role: stream.role.as_str().into(), author }
 }
 
 /// Where recordings live: DATA_DIR/recordings/SESSION/INDEX-ROLE.opus (`.wav` while the call

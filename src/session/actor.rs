@@ -14,7 +14,7 @@ use crate::store::{SessionRecord, Write, Writer};
 
 use super::core::{Input, Output, Refusal, Reply, SessionCore, Timing};
 use super::registry::{Live, Registry};
-use super::{Card, EndReason, Entry, Holder, SessionId};
+use super::{Card, EndReason, Entry, Holder, Partial, SessionId};
 
 /// An event on a session's own stream.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub enum Event {
     /// A new log entry, with the instant it was appended (for fan-out latency).
     Entry(Arc<Entry>, Instant),
     Holder(Holder),
+    /// A call's utterance so far (watchers only; never stored).
+    Partial(Arc<Partial>),
     Ended(EndReason),
 }
 
@@ -202,6 +204,7 @@ impl Actor {
                     publish.push(Event::Entry(Arc::new(entry), Instant::now()));
                 }
                 Output::HolderChanged(holder) => publish.push(Event::Holder(holder)),
+                Output::Partial(partial) => publish.push(Event::Partial(Arc::from(partial))),
                 Output::AskBot { seq, text } => self.ask_bot(seq, text),
                 Output::CardChanged => card_changed = true,
                 Output::Ended(reason) => {

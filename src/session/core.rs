@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use crate::clock::Now;
 
 use super::card::preview;
-use super::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, StreamCard};
+use super::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, Partial, Speech, StreamCard};
+
+/// Weight of the newest customer utterance in the card's live sentiment (an exponential
+/// moving average, so one remark moves it but does not set it).
+const SENTIMENT_WEIGHT: f32 = 0.4;
 
 /// Timing settings of a session.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +61,14 @@ pub enum Input {
     Streams(Vec<StreamCard>),
     /// A call ended (either side hung up, or its media stopped).
     Hangup,
+    /// A final utterance of a call, said by `author`.
+    Speech {
+        author: Author,
+        text: String,
+        speech: Box<Speech>,
+    },
+    /// The utterance so far (not stored).
+    Partial(Box<Partial>),
     /// A key pressed on a call.
     Dtmf {
         speaker: String,
@@ -90,6 +102,7 @@ pub enum Refusal {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     Appended(Entry),
+    Partial(Box<Partial>),
     HolderChanged(Holder),
     /// The bot should answer the visitor entry `seq`.
     AskBot {
@@ -187,7 +200,7 @@ impl SessionCore {
                 if let Some(&seq) = self.client_ids.get(&client_id) {
                     return Ok(Reply::Stored { seq, duplicate: true });
                 }
-                let seq = self.append(Author::Visitor, text.clone(), Some(client_id.clone()), None, now);
+                let seq = self.append(Entry { client_id: Some(client_id.clone()), ..entry(Author::Visitor, text.clone()) }, now);
                 self.client_ids.insert(client_id, seq);
                 if self.card.holder == Holder::Bot {
                     self.outputs.push_back(Output::AskBot { seq, text });
@@ -196,7 +209,7 @@ impl SessionCore {
             }
             Input::BotReply { text } => {
                 if self.card.holder == Holder::Bot {
-                    self.append(Author::Bot, text, None, None, now);
+                    self.append(entry(Author::Bot, text), now);
                 }
                 Ok(Reply::Done)
             }
@@ -208,7 +221,7 @@ impl SessionCore {
             Input::TakeOver { by, agent_name } => self.take_over(by, agent_name, now),
             Input::AgentSend { by, text } => {
                 let name = self.held_by(&by)?;
-                let seq = self.append(Author::Agent { name }, text, None, None, now);
+                let seq = self.append(entry(Author::Agent { name }, text), now);
                 Ok(Reply::Stored { seq, duplicate: false })
             }
             Input::Leave { by } => {
@@ -223,7 +236,7 @@ impl SessionCore {
                 self.release_at = None;
                 self.holder_by = None;
                 let text = format!("Transferring you to {to}");
-                self.append(Author::System, text, None, Some(Notice::Transferred { to: to.clone() }), now);
+                self.append(notice(text, Notice::Transferred { to: to.clone() }), now);
                 self.set_holder(Holder::Waiting { queue: to }, now);
                 Ok(Reply::Done)
             }
@@ -254,7 +267,19 @@ impl SessionCore {
             }
             Input::Dtmf { speaker, digit } => {
                 let text = format!("{speaker} pressed {digit}");
-                self.append(Author::System, text, None, Some(Notice::Dtmf { speaker, digit }), now);
+                self.append(notice(text, Notice::Dtmf { speaker, digit }), now);
+                Ok(Reply::Done)
+            }
+            Input::Speech { author, text, speech } => {
+                if let (Author::Customer, Some(sentiment)) = (&author, speech.sentiment) {
+                    let before = self.card.sentiment.unwrap_or(sentiment);
+                    self.card.sentiment = Some(before + SENTIMENT_WEIGHT * (sentiment - before));
+                }
+                let seq = self.append(Entry { speech: Some(speech), ..entry(author, text) }, now);
+                Ok(Reply::Stored { seq, duplicate: false })
+            }
+            Input::Partial(partial) => {
+                self.outputs.push_back(Output::Partial(partial));
                 Ok(Reply::Done)
             }
             Input::Hangup => {
@@ -280,8 +305,8 @@ impl SessionCore {
         self.holder_by = Some(by);
         self.release_at = None;
         let text = format!("Live agent {agent_name} joined the chat");
-        let notice = Notice::AgentJoined { agent: agent_name.clone() };
-        self.append(Author::System, text, None, Some(notice), now);
+        let joined = Notice::AgentJoined { agent: agent_name.clone() };
+        self.append(notice(text, joined), now);
         self.set_holder(Holder::Agent { name: agent_name }, now);
         Ok(Reply::Done)
     }
@@ -300,7 +325,7 @@ impl SessionCore {
         self.holder_by = None;
         if let Holder::Agent { name } = self.card.holder.clone() {
             let text = format!("{name} left the chat");
-            self.append(Author::System, text, None, Some(Notice::AgentLeft { agent: name }), now);
+            self.append(notice(text, Notice::AgentLeft { agent: name }), now);
             self.set_holder(Holder::Bot, now);
         }
     }
@@ -315,21 +340,16 @@ impl SessionCore {
         self.outputs.push_back(Output::CardChanged);
     }
 
-    fn append(
-        &mut self,
-        author: Author,
-        text: String,
-        client_id: Option<String>,
-        notice: Option<Notice>,
-        now: Now,
-    ) -> u64 {
+    /// Appends `entry` under the next seq, at `now`.
+    fn append(&mut self, mut entry: Entry, now: Now) -> u64 {
         let seq = self.last_seq() + 1;
-        if author != Author::System {
+        entry.seq = seq;
+        entry.at = now.wall;
+        if entry.author != Author::System {
             self.card.message_count += 1;
-            self.card.last_message = Some(preview(&text));
+            self.card.last_message = Some(preview(&entry.text));
             self.card.last_message_at = Some(now.wall);
         }
-        let entry = Entry { seq, at: now.wall, author, text, client_id, notice };
         self.log.push(entry.clone());
         self.idle_at = now.mono + self.timing.idle_timeout;
         self.outputs.push_back(Output::Appended(entry));
@@ -349,6 +369,24 @@ impl SessionCore {
         self.release_at = None;
         self.outputs.push_back(Output::Ended(reason));
     }
+}
+
+/// A log entry by `author` (seq and time are set by [`SessionCore::append`]).
+fn entry(author: Author, text: String) -> Entry {
+    Entry {
+        seq: 0,
+        at: time::OffsetDateTime::UNIX_EPOCH,
+        author,
+        text,
+        client_id: None,
+        notice: None,
+        speech: None,
+    }
+}
+
+/// A system entry announcing `notice`.
+fn notice(text: String, notice: Notice) -> Entry {
+    Entry { notice: Some(notice), ..entry(Author::System, text) }
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub enum Author {
     Bot,
     Agent { name: String },
     System,
+    /// The customer on a call (the agent on a call is `Agent`).
+    Customer,
 }
 
 impl Author {
@@ -53,6 +55,7 @@ impl Author {
             Author::Bot => "bot",
             Author::Agent { .. } => "agent",
             Author::System => "system",
+            Author::Customer => "customer",
         }
     }
 }
@@ -108,8 +111,39 @@ impl EndReason {
     }
 }
 
+/// What a call's final utterance adds to its log entry (the entry's text is what was said).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Speech {
+    /// `customer` or `agent`.
+    pub speaker: String,
+    /// Milliseconds from the start of the call.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    #[serde(default)]
+    pub words: Vec<crate::speech::asr::Word>,
+    /// neutral, happy, angry, sad, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emotion: Option<String>,
+    /// −1 (negative) … 1 (positive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<f32>,
+}
+
+/// The utterance so far, while someone speaks: later revisions and the final replace it. Sent
+/// to watchers, never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Partial {
+    /// Numbers the utterances of one speaker; its final entry carries the same `start_ms`.
+    pub utterance: u64,
+    pub revision: u32,
+    pub speaker: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+}
+
 /// One message of a session's log, numbered by the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Entry {
     pub seq: u64,
     #[serde(with = "time::serde::rfc3339")]
@@ -121,6 +155,9 @@ pub struct Entry {
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<Notice>,
+    /// Set on a call's transcript lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech: Option<Box<Speech>>,
 }
 
 /// A period during which one holder had the session.

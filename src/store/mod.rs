@@ -125,7 +125,7 @@ impl Store {
         };
         let card = card_from_row(&row)?;
         let messages = sqlx::query(
-            "SELECT seq, at, author_role, author_name, text, client_id, notice \
+            "SELECT seq, at, author_role, author_name, text, client_id, notice, speech \
              FROM session_messages WHERE session_id = $1 ORDER BY seq",
         )
         .bind(id.to_string())
@@ -338,9 +338,10 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
                     _ => None,
                 };
                 let notice = e.notice.as_ref().map(serde_json::to_string).transpose()?;
+                let speech = e.speech.as_ref().map(serde_json::to_string).transpose()?;
                 sqlx::query(
-                    "INSERT INTO session_messages (session_id, seq, at, author_role, author_name, text, client_id, notice) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (session_id, seq) DO NOTHING",
+                    "INSERT INTO session_messages (session_id, seq, at, author_role, author_name, text, client_id, notice, speech) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (session_id, seq) DO NOTHING",
                 )
                 .bind(id.to_string())
                 .bind(e.seq as i64)
@@ -350,6 +351,7 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
                 .bind(&e.text)
                 .bind(e.client_id.clone())
                 .bind(notice)
+                .bind(speech)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -447,6 +449,7 @@ fn entry_from_row(row: &AnyRow) -> Result<Entry, StoreError> {
         "bot" => Author::Bot,
         "agent" => Author::Agent { name: row.try_get::<Option<String>, _>("author_name")?.unwrap_or_default() },
         "system" => Author::System,
+        "customer" => Author::Customer,
         other => return Err(StoreError::Value(format!("author role {other:?}"))),
     };
     Ok(Entry {
@@ -456,5 +459,6 @@ fn entry_from_row(row: &AnyRow) -> Result<Entry, StoreError> {
         text: row.try_get("text")?,
         client_id: row.try_get("client_id")?,
         notice: row.try_get::<Option<String>, _>("notice")?.map(|n| serde_json::from_str::<Notice>(&n)).transpose()?,
+        speech: row.try_get::<Option<String>, _>("speech")?.map(|s| serde_json::from_str(&s)).transpose()?,
     })
 }

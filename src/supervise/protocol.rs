@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::session::{Card, EndReason, Entry, SessionId};
+use crate::session::{Card, EndReason, Entry, Partial, SessionId};
 
 /// A supervisor command, with the optional `ref` its reply echoes.
 #[derive(Debug, Deserialize)]
@@ -60,6 +60,12 @@ pub enum Out<'a> {
         session_id: SessionId,
         #[serde(flatten)]
         entry: &'a Entry,
+    },
+    /// A watched call's utterance so far.
+    Partial {
+        session_id: SessionId,
+        #[serde(flatten)]
+        partial: &'a Partial,
     },
     Ok {
         #[serde(rename = "ref")]

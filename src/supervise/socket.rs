@@ -244,6 +244,12 @@ async fn forward(
                     return;
                 }
             }
+            Ok(Event::Partial(partial)) => {
+                let frame = serde_json::to_string(&Out::Partial { session_id: id, partial: &partial });
+                if outbox.send(frame.expect("frames serialize")).await.is_err() {
+                    return;
+                }
+            }
             Ok(Event::Entry(..) | Event::Holder(_)) => {}
             Ok(Event::Ended(_)) | Err(broadcast::error::RecvError::Closed) => return,
             Err(broadcast::error::RecvError::Lagged(_)) => {

@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -540,3 +542,125 @@ pub fn opus_samples(path: &std::path::Path) -> Vec<i16> {
     let end = (granule as usize / 3).min(samples.len());
     samples[pre_skip.min(end)..end].to_vec()
 }
+
+// sipp as the calling trunk.
+
+/// A working directory with the sipp scenarios and audio (sipp resolves audio paths against it
+/// and may write logs there; the shared fixtures are read-only).
+pub fn scenario_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures().join("sip")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    for file in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip")).unwrap() {
+        let path = file.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+/// Runs sipp as a UAC against hark; returns its exit status code.
+pub async fn sipp(dir: &Path, port: u16, scenario: &str, extra: &[&str]) -> i32 {
+    let media_port = (free_udp_tcp_port() & !1).to_string();
+    let local_port = free_udp_tcp_port().to_string();
+    let mut args = vec![
+        format!("127.0.0.1:{port}"),
+        "-sf".into(),
+        scenario.into(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        local_port,
+        "-mi".into(),
+        "127.0.0.1".into(),
+        "-mp".into(),
+        media_port,
+        "-s".into(),
+        "speech".into(),
+        "-m".into(),
+        "1".into(),
+        "-timeout".into(),
+        "30".into(),
+        "-timeout_error".into(),
+        "-nostdin".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let dir: PathBuf = dir.into();
+    tokio::task::spawn_blocking(move || {
+        let status = Command::new("sipp")
+            .args(&args)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .expect("sipp is installed (apt-get install sip-tester)");
+        status.code().unwrap_or(-1)
+    })
+    .await
+    .unwrap()
+}
+
+// The two-party call fixture (../shared/fixtures/audio/call) streamed as Twilio Media Streams.
+
+pub fn call_fixture(name: &str) -> std::path::PathBuf {
+    fixtures().join("audio/call").join(name)
+}
+
+pub fn ulaw(name: &str) -> Vec<u8> {
+    std::fs::read(call_fixture(name)).unwrap()
+}
+
+/// The record of the ended session whose call has `external_id`.
+pub async fn ended_call(server: &Server, external_id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, ended) = server.get("/v1/sessions?state=ended&limit=1000", ADMIN).await;
+        for card in ended.as_array().unwrap() {
+            let (_, record) =
+                server.get(&format!("/v1/sessions/{}", card["session_id"].as_str().unwrap()), ADMIN).await;
+            if record["call"]["external_id"] == external_id {
+                return record;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no ended call {external_id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The live voice session of `source`, waiting for it to appear.
+
+pub fn twilio_start(call_sid: &str, token: Option<&str>) -> Value {
+    let mut params = json!({"from": "+15550100", "to": "+15550199"});
+    if let Some(token) = token {
+        params["access_token"] = json!(token);
+    }
+    json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
+           "start": {"accountSid": "AC1", "streamSid": "MZ1", "callSid": call_sid,
+                     "tracks": ["inbound", "outbound"], "customParameters": params,
+                     "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+}
+
+pub fn twilio_media(track: &str, chunk: usize, timestamp_ms: usize, payload: &[u8]) -> Value {
+    json!({"event": "media", "sequenceNumber": (chunk + 2).to_string(), "streamSid": "MZ1",
+           "media": {"track": track, "chunk": (chunk + 1).to_string(), "timestamp": timestamp_ms.to_string(),
+                     "payload": base64::engine::general_purpose::STANDARD.encode(payload)}})
+}
+
+/// Sends the media of chunks `range` of both fixture tracks; timestamps count from `first`.
+pub async fn twilio_send(ws: &mut Ws, range: std::ops::Range<usize>, first: usize) {
+    let (caller, agent) = (ulaw("caller.ulaw"), ulaw("agent.ulaw"));
+    for i in range {
+        let span = i * CHUNK..((i + 1) * CHUNK).min(caller.len());
+        ws.send(twilio_media("inbound", i, (i - first) * 20, &caller[span.clone()])).await;
+        ws.send(twilio_media("outbound", i, (i - first) * 20, &agent[span])).await;
+    }
+}
+
+pub fn chunks() -> usize {
+    ulaw("caller.ulaw").len().div_ceil(CHUNK)
+}
+
+
+/// 20 ms at 8 kHz: one chunk of the streamed call fixture.
+pub const CHUNK: usize = 160;

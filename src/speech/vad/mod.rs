@@ -76,7 +76,7 @@ impl Default for VadSettings {
             threshold: 0.5,
             release_threshold: 0.35,
             min_speech_ms: 250,
-            hangover_ms: 300,
+            hangover_ms: 450,
             pre_roll_ms: 200,
             post_roll_ms: 100,
             max_utterance_ms: 15_000,

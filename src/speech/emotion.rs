@@ -1,0 +1,274 @@
+//! Emotion and sentiment of one final utterance, from its words and its voice.
+//!
+//! The method (docs/ARCHITECTURE.md, "Emotion"):
+//!
+//! 1. **Words → sentiment.** VADER (a maintained, rule-based lexicon method that handles
+//!    negation, intensifiers, "but" and exclamation marks) gives a compound score −1..1.
+//! 2. **Voice → arousal.** Loudness (RMS in dB), pitch (median F0 of voiced 40 ms frames, by
+//!    autocorrelation) and speaking rate (words per second) are compared with the same
+//!    speaker's running baseline from earlier utterances of the call, so a loud line or a quick
+//!    temper stands out against that person's own normal. The first utterance sets the baseline.
+//! 3. **Cues → which negative.** Negative lines are angry or sad; short cue lists (complaint and
+//!    threat words for anger, loss and regret words for sadness) and the arousal decide which.
+//!
+//! Labels: `angry`, `sad`, `happy`, `neutral`. The sentiment is VADER's compound, pushed a
+//! little further from zero when the voice is aroused.
+
+use vader_sentimental::SentimentIntensityAnalyzer;
+
+use super::asr::Word;
+
+const RATE: f32 = 16_000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    Neutral,
+    Happy,
+    Angry,
+    Sad,
+}
+
+impl Label {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Neutral => "neutral",
+            Label::Happy => "happy",
+            Label::Angry => "angry",
+            Label::Sad => "sad",
+        }
+    }
+}
+
+/// The verdict on one utterance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Felt {
+    pub label: Label,
+    /// −1 (negative) … 1 (positive).
+    pub sentiment: f32,
+    /// How aroused the voice is against the speaker's baseline (0 = as usual).
+    pub arousal: f32,
+}
+
+/// One speaker's voice so far (running means over their earlier utterances).
+#[derive(Debug, Clone, Default)]
+pub struct ProsodyBaseline {
+    count: u32,
+    loudness_db: f32,
+    pitch_hz: f32,
+    pitch_count: u32,
+    words_per_sec: f32,
+}
+
+/// The voice of one utterance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prosody {
+    pub loudness_db: f32,
+    /// `None` when too little of it is voiced to tell.
+    pub pitch_hz: Option<f32>,
+    pub words_per_sec: Option<f32>,
+}
+
+/// Words that mark a negative line as anger (complaints, threats, insults).
+const ANGER: &[&str] = &[
+    "ridiculous", "unacceptable", "outrageous", "furious", "angry", "mad", "sick of", "fed up", "cancel",
+    "lawyer", "complaint", "complain", "incompetent", "useless", "joke", "scam", "rip off", "ripped off",
+    "never again", "worst", "hate", "demand", "refund", "stupid", "terrible", "awful", "disgusting",
+    "how dare", "waste", "lied", "liar", "unbelievable",
+];
+
+/// Words that mark a negative line as sadness (loss, regret, helplessness).
+const SADNESS: &[&str] = &[
+    "sad", "unhappy", "miss", "missed", "lost", "lonely", "alone", "died", "passed away", "funeral", "cry",
+    "crying", "tears", "heartbroken", "depressed", "grief", "sorry to hear", "hopeless", "tired", "afraid",
+    "worried", "unfortunately", "don't know what to do", "can't afford", "nobody", "gone",
+];
+
+/// Judges utterances; holds the VADER lexicon.
+pub struct Emotion {
+    vader: SentimentIntensityAnalyzer<'static>,
+}
+
+impl Default for Emotion {
+    fn default() -> Self {
+        Emotion::new()
+    }
+}
+
+impl Emotion {
+    pub fn new() -> Emotion {
+        Emotion { vader: SentimentIntensityAnalyzer::new() }
+    }
+
+    /// The emotion of `text`, said as `samples` (16 kHz) with `words`; updates `baseline`.
+    pub fn judge(&self, text: &str, samples: &[f32], words: &[Word], baseline: &mut ProsodyBaseline) -> Felt {
+        let compound = self.vader.polarity_scores(text).compound as f32;
+        let prosody = Prosody::measure(samples, words);
+        let arousal = baseline.arousal(&prosody);
+        baseline.add(&prosody);
+        classify(text, compound, arousal)
+    }
+}
+
+/// The label from the words' sentiment, the cues and the voice's arousal.
+pub fn classify(text: &str, compound: f32, arousal: f32) -> Felt {
+    let lower = text.to_lowercase();
+    let has = |cues: &[&str]| cues.iter().filter(|cue| contains_phrase(&lower, cue)).count();
+    let (anger, sadness) = (has(ANGER), has(SADNESS));
+    let exclaimed = text.contains('!');
+    let label = if compound <= -0.05 || (anger + sadness > 0 && compound < 0.3) {
+        if sadness > anger || (anger == 0 && sadness == 0 && arousal < -0.3 && !exclaimed) {
+            Label::Sad
+        } else if anger > 0 || exclaimed || arousal > 0.3 || compound <= -0.4 {
+            Label::Angry
+        } else {
+            Label::Sad
+        }
+    } else if compound >= 0.3 {
+        Label::Happy
+    } else {
+        Label::Neutral
+    };
+    let sentiment = (compound * (1.0 + 0.25 * arousal.clamp(-1.0, 1.0).max(0.0))).clamp(-1.0, 1.0);
+    Felt { label, sentiment, arousal }
+}
+
+/// Whether `phrase` occurs in `text` on word boundaries.
+fn contains_phrase(text: &str, phrase: &str) -> bool {
+    text.match_indices(phrase).any(|(at, _)| {
+        let before = text[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+        let after = text[at + phrase.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+        before && after
+    })
+}
+
+impl ProsodyBaseline {
+    /// How far `p` lies from this speaker's usual voice: about +1 for clearly louder, higher
+    /// and faster, about −1 for quieter, lower and slower; 0 without a baseline.
+    pub fn arousal(&self, p: &Prosody) -> f32 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let mut score = (p.loudness_db - self.loudness_db) / 6.0;
+        let mut parts = 1.0;
+        if let (Some(pitch), true) = (p.pitch_hz, self.pitch_count > 0) {
+            score += (pitch / self.pitch_hz - 1.0) / 0.15;
+            parts += 1.0;
+        }
+        if let (Some(rate), true) = (p.words_per_sec, self.words_per_sec > 0.0) {
+            score += (rate / self.words_per_sec - 1.0) / 0.25;
+            parts += 1.0;
+        }
+        (score / parts).clamp(-2.0, 2.0)
+    }
+
+    fn add(&mut self, p: &Prosody) {
+        self.count += 1;
+        let n = self.count as f32;
+        self.loudness_db += (p.loudness_db - self.loudness_db) / n;
+        if let Some(rate) = p.words_per_sec {
+            let prior = if self.words_per_sec > 0.0 { self.words_per_sec } else { rate };
+            self.words_per_sec = prior + (rate - prior) / n;
+        }
+        if let Some(pitch) = p.pitch_hz {
+            self.pitch_count += 1;
+            self.pitch_hz += (pitch - self.pitch_hz) / self.pitch_count as f32;
+        }
+    }
+}
+
+impl Prosody {
+    pub fn measure(samples: &[f32], words: &[Word]) -> Prosody {
+        let energy = samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32;
+        let loudness_db = 10.0 * energy.max(1e-10).log10();
+        let spoken_ms = match (words.first(), words.last()) {
+            (Some(first), Some(last)) if last.end_ms > first.start_ms + 300 => Some(last.end_ms - first.start_ms),
+            _ => None,
+        };
+        let words_per_sec = spoken_ms.map(|ms| words.len() as f32 * 1000.0 / ms as f32);
+        Prosody { loudness_db, pitch_hz: median_pitch(samples), words_per_sec }
+    }
+}
+
+/// Median F0 over voiced 40 ms frames (normalised autocorrelation peak ≥ 0.5 between 70 and
+/// 400 Hz); `None` with fewer than 3 voiced frames.
+fn median_pitch(samples: &[f32]) -> Option<f32> {
+    const FRAME: usize = 640;
+    let (min_lag, max_lag) = ((RATE / 400.0) as usize, (RATE / 70.0) as usize);
+    let mut pitches = Vec::new();
+    for frame in samples.chunks_exact(FRAME).step_by(2) {
+        let energy: f32 = frame.iter().map(|s| s * s).sum();
+        if energy < 1e-4 * FRAME as f32 {
+            continue;
+        }
+        let mut best = (0.0f32, 0usize);
+        for lag in min_lag..=max_lag.min(FRAME - 1) {
+            let (head, tail) = (&frame[..FRAME - lag], &frame[lag..]);
+            let corr: f32 = head.iter().zip(tail).map(|(a, b)| a * b).sum();
+            let norm = (head.iter().map(|s| s * s).sum::<f32>() * tail.iter().map(|s| s * s).sum::<f32>()).sqrt();
+            let r = if norm > 0.0 { corr / norm } else { 0.0 };
+            if r > best.0 {
+                best = (r, lag);
+            }
+        }
+        if best.0 >= 0.5 && best.1 > 0 {
+            pitches.push(RATE / best.1 as f32);
+        }
+    }
+    if pitches.len() < 3 {
+        return None;
+    }
+    pitches.sort_by(f32::total_cmp);
+    Some(pitches[pitches.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(hz: f32, amplitude: f32, secs: f32) -> Vec<f32> {
+        (0..(RATE * secs) as usize).map(|i| amplitude * (std::f32::consts::TAU * hz * i as f32 / RATE).sin()).collect()
+    }
+
+    #[test]
+    fn pitch_of_a_tone_and_none_for_silence() {
+        let pitch = median_pitch(&tone(150.0, 0.3, 1.0)).unwrap();
+        assert!((pitch - 150.0).abs() < 3.0, "{pitch}");
+        assert_eq!(median_pitch(&vec![0.0; 16_000]), None);
+    }
+
+    #[test]
+    fn louder_higher_faster_is_aroused_against_the_speakers_own_baseline() {
+        let mut baseline = ProsodyBaseline::default();
+        let calm = Prosody { loudness_db: -26.0, pitch_hz: Some(120.0), words_per_sec: Some(2.5) };
+        assert_eq!(baseline.arousal(&calm), 0.0, "no baseline yet");
+        baseline.add(&calm);
+        let heated = Prosody { loudness_db: -18.0, pitch_hz: Some(150.0), words_per_sec: Some(3.5) };
+        assert!(baseline.arousal(&heated) > 1.0);
+        let flat = Prosody { loudness_db: -32.0, pitch_hz: Some(105.0), words_per_sec: Some(1.8) };
+        assert!(baseline.arousal(&flat) < -0.5);
+        assert!(baseline.arousal(&calm).abs() < 1e-6);
+    }
+
+    #[test]
+    fn words_and_cues_decide_the_label() {
+        let e = Emotion::new();
+        let label = |text: &str, arousal: f32| {
+            let compound = e.vader.polarity_scores(text).compound as f32;
+            classify(text, compound, arousal).label
+        };
+        assert_eq!(label("This is ridiculous, I want to cancel my account right now.", 0.0), Label::Angry);
+        assert_eq!(label("My husband passed away last month and I miss him.", 0.0), Label::Sad);
+        assert_eq!(label("Thank you so much, that was really helpful!", 0.0), Label::Happy);
+        assert_eq!(label("My account number is four five six.", 0.0), Label::Neutral);
+        // A negative line with no cue: the voice decides.
+        assert_eq!(label("This is bad.", 0.8), Label::Angry);
+        assert_eq!(label("This is bad.", -0.8), Label::Sad);
+    }
+
+    #[test]
+    fn cues_match_whole_words_only() {
+        assert!(contains_phrase("i am so mad at this", "mad"));
+        assert!(!contains_phrase("i made a payment", "mad"));
+        assert!(contains_phrase("he passed away.", "passed away"));
+    }
+}
