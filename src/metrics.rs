@@ -29,6 +29,8 @@ pub const STORE_COMMIT_SECONDS: &str = "hark_store_commit_seconds";
 pub const CALLS: &str = "hark_calls_total";
 /// Counter: audio frames the speech stage was too slow to take (dropped; recordings keep them).
 pub const SPEECH_FRAMES_DROPPED: &str = "hark_speech_frames_dropped_total";
+/// Gauge: finished calls whose recordings wait to be transcoded to Ogg Opus.
+pub const RECORDING_TRANSCODE_QUEUE: &str = "hark_recording_transcode_queue";
 /// Counter: partial transcripts dropped because newer audio or a final made them stale, or the
 /// queue was full.
 pub const ASR_PARTIALS_DROPPED: &str = "hark_asr_partials_dropped_total";
@@ -102,6 +104,7 @@ fn describe() {
     describe_histogram!(STORE_COMMIT_SECONDS, Unit::Seconds, "Database commit time per write batch");
     describe_counter!(CALLS, "Calls started, by source");
     describe_counter!(SPEECH_FRAMES_DROPPED, "Audio frames dropped because the speech stage fell behind");
+    describe_gauge!(RECORDING_TRANSCODE_QUEUE, "Finished calls whose recordings wait to be transcoded");
     describe_counter!(ASR_PARTIALS_DROPPED, "Partial transcripts dropped (stale or queue full)");
     describe_gauge!(ASR_QUEUE, "Utterances waiting for a Whisper worker");
     describe_histogram!(ASR_DECODE_SECONDS, Unit::Seconds, "Whisper decode time per utterance, by kind");

@@ -41,6 +41,8 @@ pub struct App {
     pub calls: TaskTracker,
     /// Streamed calls by call id, with those waiting for a reconnect.
     pub streams: crate::ingest::stream::Streams,
+    /// Turns finished calls' recordings into Ogg Opus, one at a time.
+    pub transcoder: crate::ingest::recording::Transcoder,
     /// The speech stage calls are transcribed by (`None` when `speech.enabled` is off).
     pub speech: Option<Arc<crate::speech::live::Engine>>,
 }
@@ -109,6 +111,7 @@ impl App {
         };
         Ok(Arc::new(App {
             speech,
+            transcoder: crate::ingest::recording::Transcoder::start(&config.data_dir, writer.clone()),
             calls: TaskTracker::new(),
             streams: crate::ingest::stream::Streams::new(Duration::from_secs(config.streams.reconnect_grace_secs)),
             config,
@@ -136,6 +139,9 @@ fn load_faq(path: &str) -> Result<Faq, StartError> {
 
 /// How long shutdown waits for calls to hang up and close their recordings.
 const CALLS_SHUTDOWN: Duration = Duration::from_secs(60);
+
+/// How long shutdown waits for finished calls' recordings to be transcoded.
+const TRANSCODE_SHUTDOWN: Duration = Duration::from_secs(30);
 
 /// Pending connections the kernel queues; a burst of widgets reconnecting after a restart must
 /// not overflow it (the default of 128 drops SYNs and costs a 1 s retry).
@@ -182,6 +188,9 @@ pub async fn serve(config: Config, signal: impl Future<Output = ()> + Send + 'st
     app.calls.close();
     if tokio::time::timeout(CALLS_SHUTDOWN, app.calls.wait()).await.is_err() {
         tracing::warn!("calls did not finish within {} s; ending their sessions anyway", CALLS_SHUTDOWN.as_secs());
+    }
+    if tokio::time::timeout(TRANSCODE_SHUTDOWN, app.transcoder.drain()).await.is_err() {
+        tracing::warn!("recordings still queued for transcoding keep their WAV");
     }
     let live = app.registry.len();
     app.registry.shutdown_all().await;

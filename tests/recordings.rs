@@ -22,7 +22,18 @@ async fn a_call(server: &Server, port: u16) -> Value {
     stream_rtp(&rtp, hark_rtp, &ulaw[..32_000], 1).await;
     uac.send("BYE", "", "").await;
     assert_eq!(uac.final_response().await.status(), 200);
-    finished_call(server).await
+    let record = finished_call(server).await;
+    // The record is stored at once naming the WAV, and again once the transcoder is done.
+    let id = record["session_id"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, record) = server.get(&format!("/v1/sessions/{id}"), ADMIN).await;
+        if record["call"]["streams"][0]["recording"].as_str().is_some_and(|r| r.ends_with(".opus")) {
+            return record;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the recording was transcoded: {record}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn get(server: &Server, path: &str, token: &str, range: Option<&str>) -> reqwest::Response {

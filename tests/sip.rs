@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::{
-    best_correlation, finished_call, fixtures, last_call, opus_samples, pcmu_offer, rtp_packet, scenario_dir, sipp,
+    best_correlation, finished_call, fixtures, last_call, pcmu_offer, recording_samples, rtp_packet, scenario_dir, sipp,
     sip_server, stream_rtp, wav_samples, Uac, ADMIN,
 };
 
@@ -52,8 +52,7 @@ async fn the_jfk_call(transport: &[&str]) {
     let metrics = server.metrics().await;
     assert!(metrics.contains("hark_media_packets_total{outcome=\"received\"} 550"), "{metrics}");
 
-    let recording = server.data_dir.path().join("recordings").join(stream["recording"].as_str().unwrap());
-    let decoded = opus_samples(&recording);
+    let decoded = recording_samples(&server, stream).await;
     let reference = wav_samples(&fixtures().join("audio/jfk_ask_not.wav"));
     let (lag, correlation) = best_correlation(&decoded, &reference, 4000);
     println!("jfk over SIP {transport:?}: correlation {correlation:.4} at lag {lag} samples");
@@ -137,9 +136,8 @@ async fn a_siprec_recording_session_yields_two_labelled_speakers() {
     for (stream, reference) in streams.iter().zip(["caller.wav", "agent.wav"]) {
         assert_eq!(stream["stats"]["lost"], 0, "{stream}");
         assert!(stream["stats"]["duplicates"].as_u64().unwrap() >= 30, "{stream}");
-        let recording = server.data_dir.path().join("recordings").join(stream["recording"].as_str().unwrap());
         // The recording is 16 kHz; the reference 8 kHz: compare every other sample.
-        let decoded: Vec<i16> = opus_samples(&recording).into_iter().step_by(2).collect();
+        let decoded: Vec<i16> = recording_samples(&server, stream).await.into_iter().step_by(2).collect();
         let reference = wav_samples(&call.join(reference));
         let (lag, correlation) = best_correlation(&decoded, &reference, 2000);
         println!("SIPREC {}: correlation {correlation:.4} at lag {lag} samples (8 kHz)", stream["role"]);

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    best_correlation, call_fixture, chunks, ended_call, opus_samples, twilio_media, twilio_send, twilio_start, wav_samples,
+    best_correlation, call_fixture, chunks, ended_call, recording_samples, twilio_media, twilio_send, twilio_start, wav_samples,
     Server, Ws, ADMIN, CHUNK, WAIT,
 };
 use serde_json::{json, Value};
@@ -31,17 +31,6 @@ fn upsampled(name: &str) -> Vec<i16> {
     out
 }
 
-/// The 16 kHz samples of the recording of `stream` (Ogg Opus once the call ended; WAV when
-/// transcoding failed).
-fn recording(server: &Server, stream: &Value) -> Vec<i16> {
-    let path = server.data_dir.path().join("recordings").join(stream["recording"].as_str().unwrap());
-    if path.extension().is_some_and(|e| e == "opus") {
-        opus_samples(&path)
-    } else {
-        wav_samples(&path)
-    }
-}
-
 fn le_bytes(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
@@ -59,9 +48,9 @@ async fn live_session(server: &Server, source: &str) -> String {
 }
 
 /// Checks the recording of `stream` against the fixture `wav`; returns the correlation.
-fn matches_fixture(server: &Server, stream: &Value, role: &str, wav: &str, label: &str) -> f64 {
+async fn matches_fixture(server: &Server, stream: &Value, role: &str, wav: &str, label: &str) -> f64 {
     assert_eq!(stream["role"], role, "{stream}");
-    let recorded = recording(server, stream);
+    let recorded = recording_samples(server, stream).await;
     let reference = upsampled(wav);
     let (lag, correlation) = best_correlation(&recorded, &reference, MAX_LAG);
     println!(
@@ -97,8 +86,8 @@ async fn twilio_media_stream_of_both_tracks() {
     let streams = call["streams"].as_array().unwrap();
     assert_eq!(streams[0]["stats"]["packets"], chunks() as u64);
     assert_eq!(streams[1]["stats"]["lost"], 0);
-    matches_fixture(&server, &streams[0], "customer", "caller.wav", "twilio");
-    matches_fixture(&server, &streams[1], "agent", "agent.wav", "twilio");
+    matches_fixture(&server, &streams[0], "customer", "caller.wav", "twilio").await;
+    matches_fixture(&server, &streams[1], "agent", "agent.wav", "twilio").await;
     let metrics = server.metrics().await;
     assert!(
         metrics.contains(&format!("hark_stream_frames_total{{protocol=\"twilio\"}} {}", 2 * chunks() + 5)),
@@ -131,8 +120,8 @@ async fn jambonz_stereo_listen() {
     assert_eq!((call["source"].as_str(), call["hangup_cause"].as_str()), (Some("jambonz"), Some("stream stopped")));
     assert_eq!((call["trunk"].as_str(), call["codec"].as_str()), (Some("acct-1"), Some("L16/8000")));
     let streams = call["streams"].as_array().unwrap();
-    matches_fixture(&server, &streams[0], "customer", "caller.wav", "jambonz");
-    matches_fixture(&server, &streams[1], "agent", "agent.wav", "jambonz");
+    matches_fixture(&server, &streams[0], "customer", "caller.wav", "jambonz").await;
+    matches_fixture(&server, &streams[1], "agent", "agent.wav", "jambonz").await;
 }
 
 #[tokio::test]
@@ -154,7 +143,7 @@ async fn audio_fork_mono_at_16k() {
     let streams = call["streams"].as_array().unwrap();
     assert_eq!(streams.len(), 1);
     // 16 kHz passes through unresampled (exact in the unit tests); the stored recording is Opus.
-    matches_fixture(&server, &streams[0], "customer", "caller.wav", "audio_fork");
+    matches_fixture(&server, &streams[0], "customer", "caller.wav", "audio_fork").await;
 }
 
 fn audiosocket_frame(kind: u8, payload: &[u8]) -> Vec<u8> {
@@ -203,7 +192,7 @@ async fn asterisk_audiosocket() {
     assert_eq!(call["trunk"], "127.0.0.1");
     let streams = call["streams"].as_array().unwrap();
     assert_eq!(streams.len(), 1);
-    matches_fixture(&server, &streams[0], "customer", "caller.wav", "audiosocket");
+    matches_fixture(&server, &streams[0], "customer", "caller.wav", "audiosocket").await;
 }
 
 #[tokio::test]
@@ -243,7 +232,7 @@ async fn a_reconnect_within_the_grace_continues_the_same_session() {
     let secs = stream["recorded_secs"].as_f64().unwrap();
     assert!((16.8..18.5).contains(&secs), "the whole call plus the time it was parked: {secs}");
     // Each half matches its part of the fixture.
-    let recorded = recording(&server, stream);
+    let recorded = recording_samples(&server, stream).await;
     let reference = upsampled("caller.wav");
     let cut = half * 2 * CHUNK;
     let (lag, c1) = best_correlation(&recorded[..cut], &reference[..cut], MAX_LAG);

@@ -19,7 +19,7 @@ use crate::session::{Author, Card, Channel, SessionId, StreamCard};
 use crate::speech::live;
 use crate::store::Write;
 
-use super::recording::Recorder;
+use super::recording::{Recorder, Transcoder};
 
 /// Sample rate of everything that leaves ingest.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -125,6 +125,7 @@ pub struct LiveCall {
     /// The speech stage's hand-off and its task, while speech is on.
     speech: Option<(mpsc::Sender<AudioFrame>, tokio::task::JoinHandle<()>)>,
     writer: crate::store::Writer,
+    transcoder: Transcoder,
 }
 
 impl LiveCall {
@@ -179,22 +180,50 @@ impl LiveCall {
             let task = tokio::spawn(live::run(engine, id, speakers, frames_rx, live.commands.clone()));
             (frames, task)
         });
-        Ok(LiveCall { id, live, record, recorders, speech, writer: app.writer.clone() })
+        Ok(LiveCall {
+            id,
+            live,
+            record,
+            recorders,
+            speech,
+            writer: app.writer.clone(),
+            transcoder: app.transcoder.clone(),
+        })
     }
 
-    /// Audio of `speaker`, 16 kHz mono, whose first sample is `start_ms` into the call.
+    /// Audio of `speaker`, 16 kHz mono, whose first sample is `start_ms` into the call. Live
+    /// media never waits: when the speech stage is behind, the frame is dropped (and counted).
     pub fn audio(&mut self, speaker: usize, start_ms: u64, samples: &[i16]) {
-        let Some(Some(recorder)) = self.recorders.get_mut(speaker) else { return };
+        let Some((frames, frame)) = self.record_audio(speaker, start_ms, samples) else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = frames.try_send(frame) {
+            metrics::counter!(crate::metrics::SPEECH_FRAMES_DROPPED).increment(1);
+        }
+    }
+
+    /// As [`LiveCall::audio`], for audio that is not live (an uploaded file): waits for room in
+    /// the speech hand-off instead of dropping, so the speech stage gets every frame, as fast as
+    /// it takes them.
+    pub async fn audio_paced(&mut self, speaker: usize, start_ms: u64, samples: &[i16]) {
+        let Some((frames, frame)) = self.record_audio(speaker, start_ms, samples) else { return };
+        // An error means the speech task has stopped (it logged why); the recording goes on.
+        let _ = frames.send(frame).await;
+    }
+
+    /// Records the audio; returns it as a frame for the speech stage with the hand-off, when
+    /// speech is on (and the speaker's recording has not failed).
+    fn record_audio(
+        &mut self,
+        speaker: usize,
+        start_ms: u64,
+        samples: &[i16],
+    ) -> Option<(&mpsc::Sender<AudioFrame>, AudioFrame)> {
+        let Some(Some(recorder)) = self.recorders.get_mut(speaker) else { return None };
         if let Err(error) = recorder.write(start_ms, samples) {
             tracing::error!(session = %self.id, speaker, %error, "recording write failed; recording stopped");
             self.recorders[speaker] = None;
         }
-        if let Some((frames, _)) = &self.speech {
-            let frame = AudioFrame { session: self.id, speaker, start_ms, samples: samples.into() };
-            if let Err(mpsc::error::TrySendError::Full(_)) = frames.try_send(frame) {
-                metrics::counter!(crate::metrics::SPEECH_FRAMES_DROPPED).increment(1);
-            }
-        }
+        let (frames, _) = self.speech.as_ref()?;
+        Some((frames, AudioFrame { session: self.id, speaker, start_ms, samples: samples.into() }))
     }
 
     /// New media figures for the card (one per speaker, in stream order).
@@ -214,8 +243,8 @@ impl LiveCall {
     }
 
     /// Ends the call: lets the speech stage transcribe what was still being said (its finals
-    /// reach the session before it ends), closes the recordings (transcoding them to Ogg Opus,
-    /// off the async threads), stores the call record naming the files kept, ends the session.
+    /// reach the session before it ends), closes the recordings, stores the call record, ends
+    /// the session, and queues the recordings for transcoding to Ogg Opus.
     pub async fn finish(mut self, cause: &str) {
         if let Some((frames, task)) = self.speech.take() {
             drop(frames);
@@ -224,7 +253,7 @@ impl LiveCall {
             }
         }
         let recorders = std::mem::take(&mut self.recorders);
-        let closing = move || recorders.into_iter().map(|r| r.map(Recorder::finish)).collect::<Vec<_>>();
+        let closing = move || recorders.into_iter().map(|r| r.map(Recorder::close)).collect::<Vec<_>>();
         let closed = tokio::task::spawn_blocking(closing).await.unwrap_or_else(|error| {
             tracing::error!(session = %self.id, %error, "closing the recordings failed");
             Vec::new()
@@ -250,6 +279,7 @@ impl LiveCall {
         self.record.hangup_cause = Some(cause.to_string());
         self.writer.send(Write::Call(self.id, self.record.clone())).await;
         let _ = self.live.commands.send(Command::input(Input::Hangup, None)).await;
+        self.transcoder.submit(self.id, self.record);
     }
 }
 

@@ -3,9 +3,13 @@
 //! the right audio).
 //!
 //! While the call lasts it is 16 kHz mono 16-bit WAV, so a crash leaves a playable file. When
-//! the call ends, [`Recorder::finish`] transcodes it to Ogg Opus (RFC 7845) beside it, about a
-//! tenth of the size, and removes the WAV; browsers play and seek the Ogg file. [`start_retention`]
-//! removes recordings older than `recordings.retention_days`.
+//! the call ends, [`Recorder::close`] completes the WAV and the call record is stored naming it;
+//! then the [`Transcoder`] turns it into Ogg Opus (RFC 7845) beside it, about a tenth of the size,
+//! removes the WAV and stores the record again naming the `.opus`; browsers play and seek either.
+//! Transcoding runs one file at a time on one blocking thread: when a thousand calls end at once,
+//! their records are stored at once and the CPU-bound work queues up behind them instead of
+//! starving the live calls' media. [`start_retention`] removes recordings older than
+//! `recordings.retention_days`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -15,8 +19,10 @@ use std::time::{Duration, SystemTime};
 
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 
-use super::call::{recordings_dir, SAMPLE_RATE};
+use super::call::{recordings_dir, CallRecord, SAMPLE_RATE};
 use crate::server::App;
+use crate::session::SessionId;
+use crate::store::Writer;
 
 /// Longest silence filled in at once (a media gap beyond it is clamped: the recording then
 /// drifts rather than growing without bound on a bogus timestamp).
@@ -73,28 +79,96 @@ impl Recorder {
         Ok(())
     }
 
-    /// Completes the WAV, transcodes it to Ogg Opus and removes it. Blocking and CPU-bound
-    /// (about a second per 10 minutes of audio): call it off the async threads. When the
-    /// transcoding fails the WAV is kept (and the failure logged and counted).
-    pub fn finish(self) -> std::io::Result<Kept> {
+    /// Completes the WAV (a header update and a flush: quick, but blocking IO).
+    pub fn close(self) -> std::io::Result<Kept> {
         let secs = self.written as f64 / SAMPLE_RATE as f64;
         self.wav.finalize().map_err(io)?;
-        let opus = self.path.with_extension("opus");
-        let kept = match transcode(&self.path, &opus) {
-            Ok(()) => {
-                if let Err(error) = std::fs::remove_file(&self.path) {
-                    tracing::warn!(path = %self.path.display(), %error, "transcoded WAV could not be removed");
+        Ok(Kept { secs, file_name: file_name(&self.path) })
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Transcodes the closed WAV at `wav` to Ogg Opus beside it and removes the WAV; returns the
+/// file kept. Blocking and CPU-bound (about a second per 10 minutes of audio). When the
+/// transcoding fails the WAV is kept (and the failure logged and counted).
+pub fn compact(wav: &Path) -> String {
+    let opus = wav.with_extension("opus");
+    match transcode(wav, &opus) {
+        Ok(()) => {
+            if let Err(error) = std::fs::remove_file(wav) {
+                tracing::warn!(path = %wav.display(), %error, "transcoded WAV could not be removed");
+            }
+            file_name(&opus)
+        }
+        Err(error) => {
+            tracing::error!(path = %wav.display(), %error, "transcoding to Ogg Opus failed; the WAV is kept");
+            metrics::counter!(crate::metrics::RECORDING_TRANSCODE_FAILURES).increment(1);
+            file_name(wav)
+        }
+    }
+}
+
+/// Turns finished calls' WAV recordings into Ogg Opus, one file at a time, and stores each
+/// call's record again naming the files kept. Jobs wait in an unbounded queue (one small
+/// record per finished call). A graceful stop [`Transcoder::drain`]s it for a while; what is
+/// left keeps its WAV, named by its record and served as it is.
+#[derive(Clone)]
+pub struct Transcoder {
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+}
+
+enum Job {
+    Call(SessionId, CallRecord),
+    /// Answered once every job queued before it is done.
+    Drained(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Transcoder {
+    pub fn start(data_dir: &Path, writer: Writer) -> Transcoder {
+        let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let root = recordings_dir(data_dir);
+        tokio::spawn(async move {
+            while let Some(job) = queue.recv().await {
+                metrics::gauge!(crate::metrics::RECORDING_TRANSCODE_QUEUE).set(queue.len() as f64);
+                let (id, mut record) = match job {
+                    Job::Call(id, record) => (id, record),
+                    Job::Drained(done) => {
+                        let _ = done.send(());
+                        continue;
+                    }
+                };
+                let wavs: Vec<Option<PathBuf>> = record
+                    .streams
+                    .iter()
+                    .map(|s| s.recording.as_ref().filter(|r| r.ends_with(".wav")).map(|r| root.join(r)))
+                    .collect();
+                let work = move || wavs.into_iter().map(|wav| wav.map(|wav| compact(&wav))).collect::<Vec<_>>();
+                let Ok(kept) = tokio::task::spawn_blocking(work).await else { continue };
+                for (stream, kept) in record.streams.iter_mut().zip(kept) {
+                    if let Some(file) = kept {
+                        stream.recording = Some(format!("{id}/{file}"));
+                    }
                 }
-                opus
+                writer.send(crate::store::Write::Call(id, record)).await;
             }
-            Err(error) => {
-                tracing::error!(path = %self.path.display(), %error, "transcoding to Ogg Opus failed; the WAV is kept");
-                metrics::counter!(crate::metrics::RECORDING_TRANSCODE_FAILURES).increment(1);
-                self.path
-            }
-        };
-        let file_name = kept.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Kept { secs, file_name })
+        });
+        Transcoder { jobs }
+    }
+
+    /// Waits until the recordings queued so far are transcoded and their records stored.
+    pub async fn drain(&self) {
+        let (done, drained) = tokio::sync::oneshot::channel();
+        if self.jobs.send(Job::Drained(done)).is_ok() {
+            let _ = drained.await;
+        }
+    }
+
+    /// Queues the recordings of a finished call.
+    pub fn submit(&self, id: SessionId, record: CallRecord) {
+        let _ = self.jobs.send(Job::Call(id, record));
     }
 }
 
@@ -354,6 +428,13 @@ pub fn sweep(root: &Path, now: SystemTime, retention: Duration, live: impl Fn(&s
 mod tests {
     use super::*;
 
+    /// What a call's end and then the transcoder do to a recording.
+    fn finish(recorder: Recorder) -> Kept {
+        let path = recorder.path.clone();
+        let kept = recorder.close().unwrap();
+        Kept { file_name: compact(&path), ..kept }
+    }
+
     #[test]
     fn gaps_become_silence_and_overlaps_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
@@ -372,7 +453,7 @@ mod tests {
         assert!(samples[320..640].iter().all(|&s| s == 0));
         assert!(samples[640..960].iter().all(|&s| s == 2));
         assert!(samples[960..].iter().all(|&s| s == 3));
-        let kept = r.finish().unwrap();
+        let kept = finish(r);
         assert_eq!(kept, Kept { secs: 1120.0 / 16000.0, file_name: "r.opus".into() });
         assert!(!path.exists(), "the WAV is removed once transcoded");
         assert!(dir.path().join("r.opus").exists());
@@ -474,7 +555,7 @@ mod tests {
         }
         let wav_bytes = 44 + 2 * n as u64;
         let started = std::time::Instant::now();
-        let kept = recorder.finish().unwrap();
+        let kept = finish(recorder);
         let took = started.elapsed();
         assert_eq!(kept.file_name, "0-customer.opus");
         assert_eq!(kept.secs, n as f64 / 16_000.0);
@@ -513,7 +594,7 @@ mod tests {
     fn an_empty_recording_is_a_valid_empty_stream() {
         let dir = tempfile::tempdir().unwrap();
         let wav = dir.path().join("1-agent.wav");
-        let kept = Recorder::create(&wav).unwrap().finish().unwrap();
+        let kept = finish(Recorder::create(&wav).unwrap());
         assert_eq!(kept, Kept { secs: 0.0, file_name: "1-agent.opus".into() });
         let decoded = decode(&dir.path().join("1-agent.opus"));
         assert_eq!(decoded.end_granule, decoded.pre_skip);

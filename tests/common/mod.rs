@@ -523,6 +523,19 @@ pub async fn finished_call(server: &Server) -> Value {
     }
 }
 
+/// The 16 kHz samples of the recording of a finished call's `stream`, once the transcoder has
+/// turned its WAV into Ogg Opus.
+pub async fn recording_samples(server: &Server, stream: &Value) -> Vec<i16> {
+    let wav = server.data_dir.path().join("recordings").join(stream["recording"].as_str().unwrap()).with_extension("wav");
+    let opus = wav.with_extension("opus");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while wav.exists() || !opus.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "{} was transcoded", wav.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    opus_samples(&opus)
+}
+
 /// The 16 kHz samples of a mono Ogg Opus recording as hark writes them: decoded at 16 kHz with
 /// the pre-skip removed and the end trimmed to the last page's granule position.
 pub fn opus_samples(path: &std::path::Path) -> Vec<i16> {
@@ -664,3 +677,109 @@ pub fn chunks() -> usize {
 
 /// 20 ms at 8 kHz: one chunk of the streamed call fixture.
 pub const CHUNK: usize = 160;
+
+// Speech: the model files, the fixture clips and their transcripts, word error rate.
+
+/// The model files, or a failure that says how to get them.
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("HARK_SPEECH_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
+    let missing = hark::speech::models::ModelPaths::new(&dir).missing();
+    assert!(missing.is_empty(), "model files missing: {missing:?}; run `cargo run -- models fetch` (make test does)");
+    dir
+}
+
+/// Runs sox with `args`, failing the test with its message.
+pub fn sox(args: &[&str]) {
+    let out = Command::new("sox").args(args).output().expect("sox is installed (apt-get install sox)");
+    assert!(out.status.success(), "sox {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub struct Clip {
+    pub name: String,
+    pub wav: PathBuf,
+    pub seconds: f64,
+    pub reference: String,
+}
+
+/// The single-speaker clips of ../shared/fixtures/audio/manifest.tsv.
+pub fn manifest() -> Vec<Clip> {
+    let dir = fixtures().join("audio");
+    let text = std::fs::read_to_string(dir.join("manifest.tsv")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            (cols.len() >= 4 && !cols[0].contains('/')).then(|| Clip {
+                name: cols[0].trim_end_matches(".wav").to_string(),
+                wav: dir.join(cols[0]),
+                seconds: cols[1].parse().unwrap(),
+                reference: cols[3].to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Words for WER: lower case, no punctuation, numbers as words, "mr" as "mister", "oh" as
+/// "zero" (digit strings are read either way).
+pub fn words(text: &str) -> Vec<String> {
+    const ONES: [&str; 20] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    ];
+    const TENS: [&str; 10] = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+    let cleaned: String =
+        text.to_lowercase().chars().map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' }).collect();
+    let mut out = Vec::new();
+    for word in cleaned.split_whitespace() {
+        let word = word.trim_matches('\'');
+        if word.chars().all(|c| c.is_ascii_digit()) && !word.is_empty() {
+            match word.parse::<usize>() {
+                Ok(n) if n < 20 && word.len() <= 2 => out.push(ONES[n].to_string()),
+                Ok(n) if n < 100 && word.len() == 2 => {
+                    out.push(TENS[n / 10].to_string());
+                    if n % 10 != 0 {
+                        out.push(ONES[n % 10].to_string());
+                    }
+                }
+                _ => out.extend(word.chars().map(|d| ONES[d.to_digit(10).unwrap() as usize].to_string())),
+            }
+            continue;
+        }
+        out.push(match word {
+            "mr" => "mister".into(),
+            "oh" => "zero".into(),
+            other => other.to_string(),
+        });
+    }
+    out
+}
+
+/// Word edit distance of `hypothesis` against `reference`, and the reference's length.
+pub fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
+    let (r, h) = (words(reference), words(hypothesis));
+    let mut row: Vec<usize> = (0..=h.len()).collect();
+    for i in 1..=r.len() {
+        let mut diagonal = row[0];
+        row[0] = i;
+        for j in 1..=h.len() {
+            let substitution = diagonal + usize::from(r[i - 1] != h[j - 1]);
+            diagonal = row[j];
+            row[j] = substitution.min(row[j] + 1).min(row[j - 1] + 1);
+        }
+    }
+    (row[h.len()], r.len())
+}
+
+/// The final utterances of a stored session, in time order.
+pub fn utterances(record: &Value) -> Vec<Value> {
+    let mut lines: Vec<Value> =
+        record["messages"].as_array().unwrap().iter().filter(|m| m.get("speech").is_some()).cloned().collect();
+    lines.sort_by_key(|m| m["speech"]["start_ms"].as_u64().unwrap());
+    lines
+}
+
+pub fn transcript(record: &Value) -> String {
+    utterances(record).iter().map(|m| m["text"].as_str().unwrap().to_string()).collect::<Vec<_>>().join(" ")
+}
