@@ -55,7 +55,7 @@ start_server() {
   local data
   data=$(mktemp -d -p "$work" data.XXXX)
   env HARK_ADMIN_TOKEN=$token HARK_DATA_DIR="$data" HARK_HTTP_ADDR=127.0.0.1:$port HARK_LOG_LEVEL=warn \
-    HARK_SIP_ADDR=127.0.0.1:$sip_port HARK_AUDIOSOCKET_ADDR= \
+    HARK_SIP_ADDR=127.0.0.1:$sip_port HARK_AUDIOSOCKET_ADDR= HARK_SPEECH_ENABLED=false \
     HARK_SIP_RTP_PORT_MIN=20000 HARK_SIP_RTP_PORT_MAX=59998 "$@" \
     target/release/hark serve >>"$work/hark.log" 2>&1 &
   pid=$!
