@@ -55,7 +55,8 @@
     transferAgent: 'to agent',
     transferTo: 'Agent name or group',
     transfer: 'Transfer',
-    roles: { visitor: 'Visitor', bot: 'Bot', agent: 'Agent', system: 'System' },
+    roles: { visitor: 'Visitor', bot: 'Bot', agent: 'Agent', system: 'System', customer: 'Customer' },
+    speaking: 'speaking…',
     errors: {
       held: 'Take-over refused — {message}',
       unknown_session: 'This session is no longer live.',
@@ -258,7 +259,13 @@
         }
         break;
       case 'message':
-        if (f.session_id === watching && addEntry(f)) renderLog(false);
+        if (f.session_id === watching && addEntry(f)) {
+          if (f.speech) showPartial(f.speech.speaker, null);
+          renderLog(false);
+        }
+        break;
+      case 'partial':
+        if (f.session_id === watching) showPartial(f.speaker, f.text);
         break;
       case 'ok':
         onOk(f.ref);
@@ -384,6 +391,7 @@
     if (watching) command('unwatch', { session_id: watching });
     watching = id;
     log = [];
+    $('partial-list').replaceChildren();
     showError('');
     $('watch-panel').hidden = false;
     document.body.classList.add('watching');
@@ -440,13 +448,29 @@
       const a = m.author || {};
       const role = a.role || 'system';
       const name = role === 'agent' ? a.name || STRINGS.roles.agent : STRINGS.roles[role] || role;
+      const emotion = m.speech && m.speech.emotion
+        ? h('span', { class: 'emotion ' + m.speech.emotion, 'data-testid': 'emotion' }, m.speech.emotion) : null;
       const li = h('li', { class: 'entry ' + role, 'data-seq': String(m.seq), 'data-role': role },
-        h('div', { class: 'entry-head' }, h('span', { class: 'who', dir: 'auto' }, name), h('span', { class: 'muted' }, formatTime(m.at))),
+        h('div', { class: 'entry-head' }, h('span', { class: 'who', dir: 'auto' }, name), h('span', { class: 'muted' }, formatTime(m.at)), emotion),
         h('div', { class: 'text', dir: 'auto' }, String(m.text == null ? '' : m.text)));
       const after = [...list.children].find((x) => Number(x.dataset.seq) > m.seq);
       list.insertBefore(li, after || null);
     }
     if (full || atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  /** A call's utterance in progress, one line per speaker; `text` null removes it (its final came). */
+  function showPartial(speaker, text) {
+    const list = $('partial-list');
+    let li = [...list.children].find((x) => x.dataset.speaker === speaker);
+    if (text == null) { if (li) li.remove(); return; }
+    if (!li) {
+      li = h('li', { class: 'entry partial ' + speaker, 'data-speaker': speaker, 'data-testid': 'partial' });
+      list.append(li);
+    }
+    li.replaceChildren(
+      h('div', { class: 'entry-head' }, h('span', { class: 'who' }, STRINGS.roles[speaker] || speaker), h('span', { class: 'muted' }, STRINGS.speaking)),
+      h('div', { class: 'text', dir: 'auto' }, text));
   }
 
   // ---- actions -----------------------------------------------------------------------------
