@@ -25,6 +25,7 @@ pub struct Config {
     pub streams: StreamsConfig,
     pub audiosocket: AudioSocketConfig,
     pub recordings: RecordingsConfig,
+    pub uploads: UploadsConfig,
     pub speech: crate::speech::SpeechConfig,
     pub sites: Vec<SiteConfig>,
 }
@@ -69,6 +70,20 @@ pub struct AudioSocketConfig {
 pub struct RecordingsConfig {
     /// Days a call's recordings are kept after it ended; 0 keeps them forever.
     pub retention_days: u32,
+}
+
+/// `POST /v1/uploads`: recorded calls through the same pipeline as live ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// Largest request body (all its files and fields), in bytes; larger gets 413.
+    pub max_request_bytes: usize,
+    /// Most files in one request; more gets 400.
+    pub max_files: usize,
+    /// Uploaded files transcribed at the same time; the others wait their turn.
+    pub concurrent: usize,
+    /// Most files accepted and not yet finished, all requests together; more gets 503.
+    pub max_queued: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,6 +203,9 @@ impl Config {
         }
         if let Some(codec) = self.sip.codecs.iter().find(|c| crate::ingest::sip::sdp::codec_named(c).is_none()) {
             return Err(ConfigError::Invalid(format!("sip.codecs: unknown codec {codec:?} (PCMU, PCMA, opus)")));
+        }
+        if self.uploads.max_files == 0 || self.uploads.concurrent == 0 || self.uploads.max_queued == 0 {
+            return Err(ConfigError::Invalid("uploads.max_files, concurrent and max_queued must be at least 1".into()));
         }
         if self.chat.rate_per_sec <= 0.0 || self.chat.rate_burst == 0 {
             return Err(ConfigError::Invalid("chat.rate_per_sec and chat.rate_burst must be > 0".into()));

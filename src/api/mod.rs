@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod pages;
 pub mod recordings;
+pub mod uploads;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .merge(pages::router())
         .merge(recordings::router())
+        .merge(uploads::router(&app.config.uploads))
         .merge(crate::ingest::stream::router())
         .fallback(|| async { Problem::not_found("no such route") })
         .with_state(app)
@@ -48,8 +50,9 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
-    paths(list_sessions, get_session, recordings::get_recording, create_token, healthz, readyz),
-    components(schemas(Card, SessionRecord, Problem, TokenRequest, TokenCreated)),
+    paths(list_sessions, get_session, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
+    components(schemas(Card, SessionRecord, Problem, TokenRequest, TokenCreated,
+        uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
