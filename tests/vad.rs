@@ -96,7 +96,8 @@ fn report(name: &str, found: &[Utterance], truth: &[(f64, f64)]) -> Vec<Errors> 
     for (i, u) in found.iter().enumerate() {
         let (ts, te) = truth.get(i).copied().unwrap_or((f64::NAN, f64::NAN));
         let ms = |found: u64, truth: f64| (secs(found) - truth) * 1000.0;
-        let e = Errors { audio: (ms(u.start, ts), ms(u.end, te)), speech: (ms(u.speech_start, ts), ms(u.speech_end, te)) };
+        let e =
+            Errors { audio: (ms(u.start, ts), ms(u.end, te)), speech: (ms(u.speech_start, ts), ms(u.speech_end, te)) };
         eprintln!(
             "  {i}: audio {:.3}-{:.3} s, speech {:.3}-{:.3} s | truth {ts:.3}-{te:.3} s | \
              audio {:+.0}/{:+.0} ms, speech {:+.0}/{:+.0} ms",
@@ -192,7 +193,11 @@ fn a_batch_of_streams_gives_what_each_stream_gives_alone() {
         let mut frames: Vec<Frame<'_, i16>> = streams
             .iter_mut()
             .zip(&inputs)
-            .map(|(stream, samples)| Frame { stream, start: (i * 512) as u64, samples: &samples[i * 512..(i + 1) * 512] })
+            .map(|(stream, samples)| Frame {
+                stream,
+                start: (i * 512) as u64,
+                samples: &samples[i * 512..(i + 1) * 512],
+            })
             .collect();
         model.push_batch(&mut frames).unwrap();
         for (k, s) in streams.iter().enumerate() {
@@ -346,7 +351,8 @@ fn speech_longer_than_the_maximum_is_split_and_memory_stays_bounded() {
     // "utterance", split at 6 s.
     let jfk = audio("jfk_ask_not.wav");
     let samples: Vec<i16> = jfk.iter().chain(&jfk).chain(&jfk).copied().collect();
-    let settings = VadSettings { hangover_ms: 3_000, max_utterance_ms: 6_000, split_search_ms: 2_000, ..Default::default() };
+    let settings =
+        VadSettings { hangover_ms: 3_000, max_utterance_ms: 6_000, split_search_ms: 2_000, ..Default::default() };
     let mut stream = VadStream::new(&settings).unwrap();
     let (mut announced, mut found, mut most) = (None, Vec::new(), 0);
     let mut probs = Vec::new();

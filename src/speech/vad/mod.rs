@@ -76,6 +76,7 @@ impl Default for VadSettings {
             threshold: 0.5,
             release_threshold: 0.35,
             min_speech_ms: 250,
+            // 300 ms cost 1.5 points of word error rate on the fixture calls (config/default.toml).
             hangover_ms: 450,
             pre_roll_ms: 200,
             post_roll_ms: 100,
@@ -112,7 +113,10 @@ impl VadSettings {
             return bad(format!("post_roll_ms {} is above hangover_ms {}", self.post_roll_ms, self.hangover_ms));
         }
         if self.max_utterance_ms > MAX_UTTERANCE_MS {
-            return bad(format!("max_utterance_ms {} is above {MAX_UTTERANCE_MS} (one Whisper window)", self.max_utterance_ms));
+            return bad(format!(
+                "max_utterance_ms {} is above {MAX_UTTERANCE_MS} (one Whisper window)",
+                self.max_utterance_ms
+            ));
         }
         if self.split_search_ms == 0 || self.split_search_ms * 2 > self.max_utterance_ms {
             return bad(format!(
@@ -170,7 +174,7 @@ mod tests {
             VadSettings { release_threshold: 0.6, ..d.clone() },
             VadSettings { hangover_ms: 0, ..d.clone() },
             VadSettings { pre_roll_ms: 5_000, ..d.clone() },
-            VadSettings { post_roll_ms: 400, ..d.clone() },
+            VadSettings { post_roll_ms: d.hangover_ms + 1, ..d.clone() },
             VadSettings { max_utterance_ms: 60_000, ..d.clone() },
             VadSettings { split_search_ms: 8_000, ..d.clone() },
             VadSettings { max_utterance_ms: 700, split_search_ms: 100, ..d.clone() },

@@ -235,9 +235,10 @@ impl Segmenter {
 
     /// Bytes this segmenter holds on the heap now (pre-roll ring, utterance in progress).
     pub fn heap_bytes(&self) -> usize {
-        let active = self.active.as_ref().map_or(0, |a| {
-            a.audio.capacity() * size_of::<i16>() + a.chunks.capacity() * size_of::<ChunkRecord>()
-        });
+        let active = self
+            .active
+            .as_ref()
+            .map_or(0, |a| a.audio.capacity() * size_of::<i16>() + a.chunks.capacity() * size_of::<ChunkRecord>());
         self.ring.capacity() * size_of::<i16>() + active
     }
 
@@ -245,7 +246,8 @@ impl Segmenter {
     /// else dropped. What follows (the rest of the hang-over) becomes the pre-roll of the
     /// next utterance.
     fn end(&mut self, mut active: Active) {
-        let keep = ((active.last_speech - active.start).saturating_add(self.p.post_roll) as usize).min(active.audio.len());
+        let keep =
+            ((active.last_speech - active.start).saturating_add(self.p.post_roll) as usize).min(active.audio.len());
         self.ring.clear();
         if active.confirmed {
             let tail = active.audio.split_off(keep);
@@ -297,8 +299,14 @@ impl Segmenter {
         let mut audio = Vec::with_capacity(rest.len() + GROW);
         audio.extend_from_slice(&rest);
         self.events.push_back(VadEvent::SpeechStart { at: cut });
-        self.active =
-            Some(Active { start: cut, speech_start: cut, last_speech: active.last_speech, confirmed: true, audio, chunks });
+        self.active = Some(Active {
+            start: cut,
+            speech_start: cut,
+            last_speech: active.last_speech,
+            confirmed: true,
+            audio,
+            chunks,
+        });
     }
 
     /// Appends to the pre-roll ring, keeping only its latest `pre_roll` samples.
@@ -388,8 +396,25 @@ mod tests {
         parts.concat()
     }
 
+    /// The settings these tests' numbers are worked out for (not the defaults, which are
+    /// tuned elsewhere): chunks of 512 samples against 250 ms (4000 samples) of minimum
+    /// speech, 300 ms (4800) of hang-over, 200 ms (3200) of pre-roll and 100 ms (1600) of
+    /// post-roll, a 15 s (240000) maximum searched back 3 s (48000).
+    fn settings() -> VadSettings {
+        VadSettings {
+            threshold: 0.5,
+            release_threshold: 0.35,
+            min_speech_ms: 250,
+            hangover_ms: 300,
+            pre_roll_ms: 200,
+            post_roll_ms: 100,
+            max_utterance_ms: 15_000,
+            split_search_ms: 3_000,
+        }
+    }
+
     fn seg() -> Segmenter {
-        Segmenter::new(&VadSettings::default()).unwrap()
+        Segmenter::new(&settings()).unwrap()
     }
 
     #[test]
@@ -468,7 +493,7 @@ mod tests {
 
         // Pre-roll (500 ms) longer than the hang-over (100 ms): the second utterance's
         // pre-roll holds only what came after the first one's end.
-        let settings = VadSettings { pre_roll_ms: 500, hangover_ms: 100, ..VadSettings::default() };
+        let settings = VadSettings { pre_roll_ms: 500, hangover_ms: 100, ..settings() };
         let mut s = Segmenter::new(&settings).unwrap();
         feed(&mut s, 0, &cat(&[rep(0.0, 30), rep(0.9, 10), rep(0.0, 5), rep(0.9, 10), rep(0.0, 5)]));
         let ev = events(&mut s);

@@ -28,7 +28,8 @@ pub const SILERO_MODEL_FILE: &str = "silero_vad.onnx";
 /// File name of the ONNX Runtime library in the models directory.
 pub const ORT_LIBRARY_FILE: &str = "libonnxruntime.so";
 
-/// Streams run in one model call at most (measured in `benches/vad.rs`).
+/// Streams run in one model call at most. Batching pays on CPU (`benches/vad.rs`): a chunk
+/// costs about 105 µs alone and 62-66 µs in batches of 8 or 32 on the 2-core build machine.
 pub const DEFAULT_MAX_BATCH: usize = 32;
 
 const ROW: usize = CONTEXT + CHUNK;
