@@ -41,12 +41,11 @@ impl Engine {
     /// Loads Whisper and checks that Silero loads, so a missing model fails at start-up.
     pub fn start(config: &SpeechConfig) -> Result<Engine, super::SpeechError> {
         config.vad.validate()?;
-        let paths = super::models::ModelPaths::new(&config.models_dir);
-        let missing = paths.missing();
+        let missing = config.missing();
         if !missing.is_empty() {
             return Err(super::SpeechError::Missing(missing));
         }
-        let transcriber = Transcriber::start(&paths.whisper(), &config.asr)?;
+        let transcriber = Transcriber::start(&config.whisper_model(), &config.asr)?;
         let engine = Engine {
             transcriber,
             config: config.clone(),

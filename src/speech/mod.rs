@@ -25,10 +25,28 @@ pub struct SpeechConfig {
     pub enabled: bool,
     /// Where `hark models fetch` put the model files.
     pub models_dir: PathBuf,
+    /// Another ggml Whisper model to use instead of `models_dir`'s tiny.en (empty: that one).
+    pub whisper_model: PathBuf,
     /// How often a partial transcript of the utterance in progress is made.
     pub partial_interval_ms: u64,
     pub vad: vad::VadSettings,
     pub asr: asr::AsrSettings,
+}
+
+impl SpeechConfig {
+    /// The ggml Whisper model the transcriber loads.
+    pub fn whisper_model(&self) -> PathBuf {
+        match self.whisper_model.as_os_str().is_empty() {
+            true => models::ModelPaths::new(&self.models_dir).whisper(),
+            false => self.whisper_model.clone(),
+        }
+    }
+
+    /// The model files that are not there.
+    pub fn missing(&self) -> Vec<PathBuf> {
+        let paths = models::ModelPaths::new(&self.models_dir);
+        [self.whisper_model(), paths.silero_vad(), paths.onnxruntime()].into_iter().filter(|p| !p.is_file()).collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
