@@ -7,54 +7,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 
-use common::{chunks, sip_server, sipp, twilio_send, twilio_start, Server, Ws, ADMIN, WAIT};
+use common::{
+    chunks, manifest, models_dir, sip_server, sipp, sox, transcript, twilio_send, twilio_start, utterances, word_errors,
+    Server, Ws, ADMIN, WAIT,
+};
 use hark::speech::asr::{AsrSettings, Kind, Request, Transcriber};
 use serde_json::{json, Value};
-
-/// The model files, or a failure that says how to get them.
-fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("HARK_SPEECH_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
-    let missing = hark::speech::models::ModelPaths::new(&dir).missing();
-    assert!(missing.is_empty(), "model files missing: {missing:?}; run `cargo run -- models fetch` (make test does)");
-    dir
-}
-
-/// Runs sox with `args`, failing the test with its message.
-fn sox(args: &[&str]) {
-    let out = Command::new("sox").args(args).output().expect("sox is installed (apt-get install sox)");
-    assert!(out.status.success(), "sox {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-struct Clip {
-    name: String,
-    wav: PathBuf,
-    seconds: f64,
-    reference: String,
-}
-
-/// The single-speaker clips of ../shared/fixtures/audio/manifest.tsv.
-fn manifest() -> Vec<Clip> {
-    let dir = common::fixtures().join("audio");
-    let text = std::fs::read_to_string(dir.join("manifest.tsv")).unwrap();
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let cols: Vec<&str> = line.split('\t').collect();
-            (cols.len() >= 4 && !cols[0].contains('/')).then(|| Clip {
-                name: cols[0].trim_end_matches(".wav").to_string(),
-                wav: dir.join(cols[0]),
-                seconds: cols[1].parse().unwrap(),
-                reference: cols[3].to_string(),
-            })
-        })
-        .collect()
-}
 
 /// Writes `ulaw` and a sipp scenario that streams it as the caller `name` into `dir`.
 fn call_scenario(dir: &Path, name: &str, ulaw: &str, seconds: f64) -> String {
@@ -77,69 +38,6 @@ fn telephone(dir: &Path, wav: &Path, name: &str) -> (String, Vec<f32>) {
     sox(&["-D", "-t", "ul", "-r", "8000", "-c", "1", dir.join(&ulaw).to_str().unwrap(), "-r", "16000", "-b", "16", back.to_str().unwrap()]);
     let samples = common::wav_samples(&back).iter().map(|&s| f32::from(s) / 32768.0).collect();
     (ulaw, samples)
-}
-
-/// Words for WER: lower case, no punctuation, numbers as words, "mr" as "mister", "oh" as
-/// "zero" (digit strings are read either way).
-fn words(text: &str) -> Vec<String> {
-    const ONES: [&str; 20] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
-    ];
-    const TENS: [&str; 10] = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
-    let cleaned: String =
-        text.to_lowercase().chars().map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' }).collect();
-    let mut out = Vec::new();
-    for word in cleaned.split_whitespace() {
-        let word = word.trim_matches('\'');
-        if word.chars().all(|c| c.is_ascii_digit()) && !word.is_empty() {
-            match word.parse::<usize>() {
-                Ok(n) if n < 20 && word.len() <= 2 => out.push(ONES[n].to_string()),
-                Ok(n) if n < 100 && word.len() == 2 => {
-                    out.push(TENS[n / 10].to_string());
-                    if n % 10 != 0 {
-                        out.push(ONES[n % 10].to_string());
-                    }
-                }
-                _ => out.extend(word.chars().map(|d| ONES[d.to_digit(10).unwrap() as usize].to_string())),
-            }
-            continue;
-        }
-        out.push(match word {
-            "mr" => "mister".into(),
-            "oh" => "zero".into(),
-            other => other.to_string(),
-        });
-    }
-    out
-}
-
-/// Word edit distance of `hypothesis` against `reference`, and the reference's length.
-fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
-    let (r, h) = (words(reference), words(hypothesis));
-    let mut row: Vec<usize> = (0..=h.len()).collect();
-    for i in 1..=r.len() {
-        let mut diagonal = row[0];
-        row[0] = i;
-        for j in 1..=h.len() {
-            let substitution = diagonal + usize::from(r[i - 1] != h[j - 1]);
-            diagonal = row[j];
-            row[j] = substitution.min(row[j] + 1).min(row[j - 1] + 1);
-        }
-    }
-    (row[h.len()], r.len())
-}
-
-/// The final utterances of a stored session, in time order.
-fn utterances(record: &Value) -> Vec<Value> {
-    let mut lines: Vec<Value> =
-        record["messages"].as_array().unwrap().iter().filter(|m| m.get("speech").is_some()).cloned().collect();
-    lines.sort_by_key(|m| m["speech"]["start_ms"].as_u64().unwrap());
-    lines
-}
-
-fn transcript(record: &Value) -> String {
-    utterances(record).iter().map(|m| m["text"].as_str().unwrap().to_string()).collect::<Vec<_>>().join(" ")
 }
 
 /// The stored records of every ended call, by caller name.

@@ -724,6 +724,7 @@ pub fn manifest() -> Vec<Clip> {
 /// Words for WER: lower case, no punctuation, numbers as words, "mr" as "mister", "oh" as
 /// "zero" (digit strings are read either way).
 pub fn words(text: &str) -> Vec<String> {
+    #[rustfmt::skip]
     const ONES: [&str; 20] = [
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
