@@ -35,6 +35,7 @@ fn le_bytes(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
+/// The live voice session of `source`, waiting for it to appear.
 async fn live_session(server: &Server, source: &str) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {

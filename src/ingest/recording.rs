@@ -121,7 +121,7 @@ pub struct Transcoder {
 }
 
 enum Job {
-    Call(SessionId, CallRecord),
+    Call(SessionId, Box<CallRecord>),
     /// Answered once every job queued before it is done.
     Drained(tokio::sync::oneshot::Sender<()>),
 }
@@ -152,7 +152,7 @@ impl Transcoder {
                         stream.recording = Some(format!("{id}/{file}"));
                     }
                 }
-                writer.send(crate::store::Write::Call(id, record)).await;
+                writer.send(crate::store::Write::Call(id, *record)).await;
             }
         });
         Transcoder { jobs }
@@ -168,7 +168,7 @@ impl Transcoder {
 
     /// Queues the recordings of a finished call.
     pub fn submit(&self, id: SessionId, record: CallRecord) {
-        let _ = self.jobs.send(Job::Call(id, record));
+        let _ = self.jobs.send(Job::Call(id, Box::new(record)));
     }
 }
 

@@ -641,8 +641,7 @@ pub async fn ended_call(server: &Server, external_id: &str) -> Value {
     }
 }
 
-/// The live voice session of `source`, waiting for it to appear.
-
+/// A Twilio `start` event of a call with both tracks; the token goes as a custom parameter.
 pub fn twilio_start(call_sid: &str, token: Option<&str>) -> Value {
     let mut params = json!({"from": "+15550100", "to": "+15550199"});
     if let Some(token) = token {
