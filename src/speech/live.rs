@@ -182,7 +182,7 @@ async fn drain(engine: &Engine, call: uuid::Uuid, track: &mut Track) {
             VadEvent::Utterance(utterance) => {
                 let samples: Arc<[f32]> = utterance.samples.into();
                 // Word times count from the audio's start (pre-roll included); the line itself
-                // starts where the speech was found.
+                // starts and ends where the speech was found.
                 let audio_start = samples_to_ms(utterance.start);
                 let request = Request { stream: (call, track.index), kind: Kind::Final, samples: samples.clone(), start_ms: audio_start };
                 let answer = engine.transcriber.submit(request).await;
@@ -191,7 +191,7 @@ async fn drain(engine: &Engine, call: uuid::Uuid, track: &mut Track) {
                     utterance: track.utterance,
                     revision: track.revision + 1,
                     start_ms: samples_to_ms(utterance.speech_start),
-                    end_ms: samples_to_ms(utterance.end),
+                    end_ms: samples_to_ms(utterance.speech_end),
                     samples,
                     answer,
                 };
