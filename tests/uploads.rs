@@ -370,3 +370,25 @@ async fn every_fixture_clip_uploaded_as_a_batch_has_a_low_word_error_rate() {
     );
     assert!(overall <= 0.10, "overall WER {overall:.4}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_ends_waiting_and_running_uploads_with_their_records() {
+    models_dir();
+    let mut server = Server::start(&[]).await;
+    let files =
+        [clip("librivox_sense_sensibility_0870.wav"), clip("picovoice_3speakers_pauses.wav"), clip("jfk_ask_not.wav")];
+    let (status, _, answer) = upload(&server, Some(ADMIN), &files, &[]).await;
+    assert_eq!(status, 202, "{answer}");
+    let ids = session_ids(&answer);
+    server.stop().await;
+    server.restart().await;
+    let mut interrupted = 0;
+    for record in ended(&server, &ids).await {
+        let cause = record["call"]["hangup_cause"].as_str().unwrap().to_string();
+        assert!(cause == "upload complete" || cause.starts_with("interrupted: hark stopped"), "{cause}");
+        interrupted += usize::from(cause != "upload complete");
+        assert_eq!(record["end_reason"], "hangup", "each upload ended its own call: {cause}");
+        assert!(record["call"]["streams"][0]["recording"].is_string());
+    }
+    assert!(interrupted > 0, "the stop came before the last file was transcribed");
+}
