@@ -1,6 +1,7 @@
-//! `POST /v1/uploads` through the real binary: recorded calls (WAV, FLAC, Ogg Vorbis; mono and
-//! stereo; one or a batch) become voice sessions that end with their transcript and call record;
-//! what cannot be decoded is reported per file; the file count, size and auth are enforced.
+//! `POST /v1/uploads` through the real binary: recorded calls (WAV, FLAC, Ogg Vorbis, Ogg Opus;
+//! mono and stereo; one or a batch) become voice sessions that end with their transcript and call
+//! record; what cannot be decoded is reported per file; the file count, size and auth are
+//! enforced; a stop ends queued and running uploads with their records.
 //!
 //! Needs the model files (`hark models fetch`, run by `make test`) and sox.
 
@@ -156,15 +157,19 @@ async fn a_wav_upload_becomes_a_finished_call_with_its_transcript() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn flac_and_ogg_vorbis_uploads_are_transcribed_too() {
+async fn flac_vorbis_and_opus_uploads_are_transcribed_too() {
     models_dir();
     let server = Server::start(&[]).await;
     let dir = tempfile::tempdir().unwrap();
     let jfk = fixtures().join("audio/jfk_ask_not.wav");
-    // FLAC at 44.1 kHz, Vorbis at 22.05 kHz: both also go through the resampler.
+    // FLAC at 44.1 kHz, Vorbis at 22.05 kHz, Opus (48 kHz) as hark writes its own recordings:
+    // all also go through the resampler.
+    let mut opus = hark::ingest::recording::OggOpusWriter::new(Vec::new()).unwrap();
+    opus.write(&common::wav_samples(&jfk)).unwrap();
     let files = [
         converted(dir.path(), &jfk, "jfk.flac", &["-r", "44100"]),
         converted(dir.path(), &jfk, "jfk.ogg", &["-r", "22050"]),
+        ("jfk.opus".to_string(), opus.finish().unwrap()),
     ];
     let (status, _, answer) = upload(&server, Some(ADMIN), &files, &[]).await;
     assert_eq!(status, 202, "{answer}");
@@ -174,7 +179,7 @@ async fn flac_and_ogg_vorbis_uploads_are_transcribed_too() {
         .iter()
         .map(|f| (f["format"].as_str().unwrap(), f["codec"].as_str().unwrap(), f["sample_rate"].as_u64().unwrap()))
         .collect();
-    assert_eq!(described, [("flac", "flac", 44_100), ("ogg", "vorbis", 22_050)]);
+    assert_eq!(described, [("flac", "flac", 44_100), ("ogg", "vorbis", 22_050), ("ogg", "opus", 48_000)]);
     for (record, (name, _)) in ended(&server, &session_ids(&answer)).await.iter().zip(&files) {
         println!("{name}: {:?}", transcript(record));
         assert_eq!(record["call"]["external_id"], name.as_str());

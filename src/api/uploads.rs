@@ -10,7 +10,8 @@
 //! never sits in memory.
 //!
 //! Decoding is symphonia's (WAV with PCM, G.711 or ADPCM; FLAC; MP3; Ogg Vorbis; AAC and ALAC
-//! in MP4/M4A; AIFF, CAF, Matroska) on blocking threads. Each file is probed while the request
+//! in MP4/M4A; AIFF, CAF, Matroska), plus libopus for Opus in Ogg or WebM (hark's own
+//! recordings among them), on blocking threads. Each file is probed while the request
 //! lasts (a file hark cannot read is reported in the response and gets no session); the
 //! transcription decodes it again, as a stream: a mono file is one speaker, the customer; a
 //! stereo file is two, the agent on the left channel and the customer on the right (how call
@@ -29,12 +30,17 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use serde::Serialize;
-use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::audio::{AsGenericAudioBufferRef, AudioBuffer, AudioMut, AudioSpec, GenericAudioBufferRef};
+use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions, FinalizeResult};
+use symphonia::core::codecs::registry::{CodecRegistry, RegisterableAudioDecoder, SupportedAudioCodec};
+use symphonia::core::codecs::CodecInfo;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::packet::PacketRef;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -482,7 +488,7 @@ impl Source {
             .map_err(|e| DecodeError::Unsupported(e.to_string()))?;
         let track = reader.default_track(TrackType::Audio).ok_or(DecodeError::NoTrack)?;
         let params = track.codec_params.as_ref().and_then(|p| p.audio()).ok_or(DecodeError::NoTrack)?;
-        let decoder = symphonia::default::get_codecs()
+        let decoder = CODECS
             .make_audio_decoder(params, &AudioDecoderOptions::default())
             .map_err(|e| DecodeError::Unsupported(e.to_string()))?;
         let (track, frames) = (track.id, track.num_frames);
@@ -522,6 +528,111 @@ impl Source {
                 Err(e) => return Err(DecodeError::Unsupported(e.to_string())),
             }
         }
+    }
+}
+
+/// symphonia's decoders, and Opus.
+static CODECS: std::sync::LazyLock<CodecRegistry> = std::sync::LazyLock::new(|| {
+    let mut codecs = CodecRegistry::new();
+    symphonia::default::register_enabled_codecs(&mut codecs);
+    codecs.register_audio_decoder::<OpusDecoder>();
+    codecs
+});
+
+/// Opus (in Ogg or WebM/Matroska) through libopus, which hark already links for the live media
+/// and its recordings: symphonia demuxes Opus but has no decoder for it. Mono and stereo only
+/// (channel mapping family 0, as voice recordings are).
+struct OpusDecoder {
+    params: AudioCodecParameters,
+    /// Only for `Sync` (libopus state is `Send`); every use goes through `&mut self`.
+    decoder: std::sync::Mutex<opus::Decoder>,
+    channels: usize,
+    /// One packet's interleaved samples, as libopus gives them.
+    pcm: Vec<f32>,
+    buf: AudioBuffer<f32>,
+}
+
+/// The rate libopus decodes at: Opus's own.
+const OPUS_RATE: u32 = 48_000;
+/// Longest Opus packet: 120 ms.
+const OPUS_MAX_FRAMES: usize = OPUS_RATE as usize * 120 / 1000;
+
+const OPUS_CODECS: &[SupportedAudioCodec] = &[SupportedAudioCodec {
+    id: CODEC_ID_OPUS,
+    info: CodecInfo { short_name: "opus", long_name: "Opus (libopus)", profiles: &[] },
+}];
+
+impl OpusDecoder {
+    fn try_new(params: &AudioCodecParameters) -> symphonia::core::errors::Result<OpusDecoder> {
+        let channels = params.channels.clone().ok_or(SymphoniaError::Unsupported("opus: no channel count"))?;
+        let layout = match channels.count() {
+            1 => opus::Channels::Mono,
+            2 => opus::Channels::Stereo,
+            _ => return Err(SymphoniaError::Unsupported("opus: more than two channels")),
+        };
+        let decoder = opus::Decoder::new(OPUS_RATE, layout)
+            .map_err(|_| SymphoniaError::Unsupported("opus: libopus refused the stream"))?;
+        Ok(OpusDecoder {
+            params: params.clone(),
+            decoder: std::sync::Mutex::new(decoder),
+            channels: channels.count(),
+            pcm: vec![0.0; OPUS_MAX_FRAMES * channels.count()],
+            buf: AudioBuffer::new(AudioSpec::new(OPUS_RATE, channels), OPUS_MAX_FRAMES),
+        })
+    }
+}
+
+impl AudioDecoder for OpusDecoder {
+    fn reset(&mut self) {
+        if let Ok(decoder) = self.decoder.get_mut() {
+            let _ = decoder.reset_state();
+        }
+    }
+
+    fn codec_info(&self) -> &CodecInfo {
+        &OPUS_CODECS[0].info
+    }
+
+    fn codec_params(&self) -> &AudioCodecParameters {
+        &self.params
+    }
+
+    fn decode_ref(&mut self, packet: &PacketRef<'_>) -> symphonia::core::errors::Result<GenericAudioBufferRef<'_>> {
+        self.buf.clear();
+        let decoder = self.decoder.get_mut().map_err(|_| SymphoniaError::DecodeError("opus: decoder poisoned"))?;
+        let frames = decoder
+            .decode_float(packet.data, &mut self.pcm, false)
+            .map_err(|_| SymphoniaError::DecodeError("opus: invalid packet"))?;
+        self.buf.render_uninit(Some(frames));
+        for channel in 0..self.channels {
+            let plane = self.buf.plane_mut(channel).expect("a plane per channel");
+            for (i, sample) in plane[..frames].iter_mut().enumerate() {
+                *sample = self.pcm[i * self.channels + channel];
+            }
+        }
+        self.buf.trim(packet.trim_start.get() as usize, packet.trim_end.get() as usize);
+        Ok(self.buf.as_generic_audio_buffer_ref())
+    }
+
+    fn finalize(&mut self) -> FinalizeResult {
+        FinalizeResult::default()
+    }
+
+    fn last_decoded(&self) -> GenericAudioBufferRef<'_> {
+        self.buf.as_generic_audio_buffer_ref()
+    }
+}
+
+impl RegisterableAudioDecoder for OpusDecoder {
+    fn try_registry_new(
+        params: &AudioCodecParameters,
+        _options: &AudioDecoderOptions,
+    ) -> symphonia::core::errors::Result<Box<dyn AudioDecoder>> {
+        Ok(Box::new(OpusDecoder::try_new(params)?))
+    }
+
+    fn supported_codecs() -> &'static [SupportedAudioCodec] {
+        OPUS_CODECS
     }
 }
 
@@ -771,6 +882,25 @@ mod tests {
         }
         let error = probe(&spooled("empty.wav", b"")).unwrap_err();
         assert!(error.to_string().contains("not audio"), "{error}");
+    }
+
+    #[test]
+    fn ogg_opus_decodes_through_libopus_like_hark_s_own_recordings() {
+        let tone: Vec<i16> = (0..16_000)
+            .map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / 16_000.0).sin() * 8000.0) as i16)
+            .collect();
+        let mut writer = crate::ingest::recording::OggOpusWriter::new(Vec::new()).unwrap();
+        writer.write(&tone).unwrap();
+        let file = spooled("call.opus", &writer.finish().unwrap());
+        let probe = probe(&file).unwrap();
+        assert_eq!((probe.format.as_str(), probe.codec.as_str()), ("ogg", "opus"));
+        assert_eq!((probe.sample_rate, probe.channels), (48_000, 1));
+        let frames = decode_all(&file, 1);
+        let samples: Vec<i16> = frames.iter().flat_map(|f| f.samples.iter().copied()).collect();
+        // The pre-skip is trimmed; the last page's granule position ends the audio.
+        assert!((samples.len() as i64 - 16_000).abs() <= 320, "{} samples", samples.len());
+        let peak = samples[2_000..14_000].iter().map(|x| x.abs()).max().unwrap();
+        assert!((7_000..=9_000).contains(&peak), "level kept: peak {peak}");
     }
 
     #[test]
