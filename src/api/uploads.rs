@@ -242,7 +242,8 @@ pub(super) async fn create_upload(
         return Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "the upload queue is full ({} files wait; uploads.max_queued); try again later",
+                "the upload queue is full: {} files are accepted and not yet transcribed (uploads.max_queued); \
+                 try again later",
                 uploads.config.max_queued
             ),
         ));
