@@ -272,6 +272,7 @@ pub(super) async fn create_upload(
             to: Party { name: category.clone(), ..Party::default() },
             codec: probe.codec.clone(),
             speakers: speakers.clone(),
+            live: false,
         };
         let call = match LiveCall::start(&app, spec).await {
             Ok(call) => call,

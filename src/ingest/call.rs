@@ -64,6 +64,9 @@ pub struct CallSpec {
     pub codec: String,
     /// One entry per media stream, in stream order.
     pub speakers: Vec<(Role, Party)>,
+    /// False for a recording transcribed after the fact (an upload): its speech waits behind
+    /// live calls' and makes no partials.
+    pub live: bool,
 }
 
 /// One speaker's stream in the finished call record.
@@ -177,7 +180,7 @@ impl LiveCall {
         let speech = app.speech.clone().map(|engine| {
             let (frames, frames_rx) = mpsc::channel(SPEECH_QUEUE);
             let speakers = record.streams.iter().map(speaker).collect();
-            let task = tokio::spawn(live::run(engine, id, speakers, frames_rx, live.commands.clone()));
+            let task = tokio::spawn(live::run(engine, id, spec.live, speakers, frames_rx, live.commands.clone()));
             (frames, task)
         });
         Ok(LiveCall {
@@ -217,10 +220,12 @@ impl LiveCall {
         start_ms: u64,
         samples: &[i16],
     ) -> Option<(&mpsc::Sender<AudioFrame>, AudioFrame)> {
-        let Some(Some(recorder)) = self.recorders.get_mut(speaker) else { return None };
-        if let Err(error) = recorder.write(start_ms, samples) {
-            tracing::error!(session = %self.id, speaker, %error, "recording write failed; recording stopped");
-            self.recorders[speaker] = None;
+        // A recording that failed stops; the speaker's transcription goes on.
+        if let Some(slot) = self.recorders.get_mut(speaker) {
+            if let Some(Err(error)) = slot.as_mut().map(|recorder| recorder.write(start_ms, samples)) {
+                tracing::error!(session = %self.id, speaker, %error, "recording write failed; recording stopped");
+                *slot = None;
+            }
         }
         let (frames, _) = self.speech.as_ref()?;
         Some((frames, AudioFrame { session: self.id, speaker, start_ms, samples: samples.into() }))

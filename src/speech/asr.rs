@@ -6,8 +6,11 @@
 //!   queue holds `queue` finals, the submitter waits for room;
 //! - a **partial** (the utterance so far, while the speaker talks) is worth only its newest
 //!   version: a newer partial of the same stream replaces a queued one, a final of the stream
-//!   removes it, and when `queue` partials wait, the oldest is dropped. Workers always take
-//!   finals first.
+//!   removes it, and when `queue` partials wait, the oldest is dropped;
+//! - a **recorded** utterance (of an upload, transcribed after the fact) is never dropped either,
+//!   but waits behind everything live, so uploads never delay a live call's transcript.
+//!
+//! Workers take finals first, then partials, then recorded utterances.
 //!
 //! Each decode covers only the utterance: `audio_ctx` is sized to its length plus a margin
 //! (whisper.cpp loops on repeated text when the context is cut exactly at the audio's end), one
@@ -91,11 +94,25 @@ pub enum AsrError {
 /// One speaker of one call: the session and the speaker's stream index.
 pub type StreamId = (crate::session::SessionId, usize);
 
-/// Whether a request is the utterance so far or the whole of it.
+/// What a request is, which decides its place in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A live utterance so far.
     Partial,
+    /// A whole live utterance.
     Final,
+    /// A whole utterance of a recording transcribed after the fact.
+    Recorded,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Partial => "partial",
+            Kind::Final => "final",
+            Kind::Recorded => "recorded",
+        }
+    }
 }
 
 /// One utterance (or its beginning) to transcribe.
@@ -145,6 +162,7 @@ struct Job {
 struct Queue {
     finals: VecDeque<Job>,
     partials: VecDeque<Job>,
+    recorded: VecDeque<Job>,
     stopped: bool,
 }
 
@@ -157,6 +175,7 @@ struct Shared {
 pub struct Transcriber {
     shared: Arc<Shared>,
     finals: Arc<Semaphore>,
+    recorded: Arc<Semaphore>,
     partial_capacity: usize,
     workers: Vec<JoinHandle<()>>,
 }
@@ -187,24 +206,31 @@ impl Transcriber {
         Ok(Transcriber {
             shared,
             finals: Arc::new(Semaphore::new(settings.queue)),
+            recorded: Arc::new(Semaphore::new(settings.queue)),
             partial_capacity: settings.queue,
             workers,
         })
     }
 
-    /// Queues `request` and returns where its answer arrives. A final waits for room in the
-    /// queue; a partial never waits (see the module doc for what replaces or drops it).
+    /// Queues `request` and returns where its answer arrives. A final or recorded utterance
+    /// waits for room in its lane; a partial never waits (see the module doc for what replaces
+    /// or drops it).
     pub async fn submit(&self, request: Request) -> oneshot::Receiver<Answer> {
         let (reply, answer) = oneshot::channel();
-        let permit = match request.kind {
-            Kind::Final => match self.finals.clone().acquire_owned().await {
+        let lane = match request.kind {
+            Kind::Final => Some(&self.finals),
+            Kind::Recorded => Some(&self.recorded),
+            Kind::Partial => None,
+        };
+        let permit = match lane.map(|lane| lane.clone().acquire_owned()) {
+            Some(acquire) => match acquire.await {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     let _ = reply.send(Err(AsrError::Stopped));
                     return answer;
                 }
             },
-            Kind::Partial => None,
+            None => None,
         };
         self.push(Job { request, reply, _permit: permit });
         answer
@@ -230,6 +256,7 @@ impl Transcriber {
         }
         match job.request.kind {
             Kind::Final => queue.finals.push_back(job),
+            Kind::Recorded => queue.recorded.push_back(job),
             Kind::Partial => {
                 if queue.partials.len() >= self.partial_capacity {
                     if let Some(oldest) = queue.partials.pop_front() {
@@ -240,7 +267,8 @@ impl Transcriber {
                 queue.partials.push_back(job);
             }
         }
-        metrics::gauge!(crate::metrics::ASR_QUEUE).set((queue.finals.len() + queue.partials.len()) as f64);
+        metrics::gauge!(crate::metrics::ASR_QUEUE)
+            .set((queue.finals.len() + queue.partials.len() + queue.recorded.len()) as f64);
         drop(queue);
         self.shared.ready.notify_one();
     }
@@ -249,6 +277,7 @@ impl Transcriber {
 impl Drop for Transcriber {
     fn drop(&mut self) {
         self.finals.close();
+        self.recorded.close();
         self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).stopped = true;
         self.shared.ready.notify_all();
         for worker in self.workers.drain(..) {
@@ -257,13 +286,15 @@ impl Drop for Transcriber {
     }
 }
 
-/// A worker: finals first, then partials, until the pool stops and the queue is empty.
+/// A worker: finals first, then partials, then recorded utterances, until the pool stops and
+/// the queue is empty.
 fn work(shared: &Shared, mut decoder: Decoder) {
     loop {
         let job = {
             let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             loop {
-                if let Some(job) = queue.finals.pop_front().or_else(|| queue.partials.pop_front()) {
+                let next = queue.finals.pop_front().or_else(|| queue.partials.pop_front());
+                if let Some(job) = next.or_else(|| queue.recorded.pop_front()) {
                     break job;
                 }
                 if queue.stopped {
@@ -275,7 +306,7 @@ fn work(shared: &Shared, mut decoder: Decoder) {
         if job.reply.is_closed() {
             continue;
         }
-        let kind = if job.request.kind == Kind::Final { "final" } else { "partial" };
+        let kind = job.request.kind.as_str();
         let answer = decoder.decode(&job.request.samples, job.request.start_ms);
         if let Ok(transcript) = &answer {
             metrics::histogram!(crate::metrics::ASR_DECODE_SECONDS, "kind" => kind)

@@ -105,10 +105,12 @@ struct Delivery {
 }
 
 /// Runs the speech stage of a call until its frames end (the call hung up), then flushes.
-/// `session` is the call's session command queue.
+/// `session` is the call's session command queue. A call that is not `live` (an upload) makes
+/// no partials, and its utterances wait behind live calls'.
 pub async fn run(
     engine: Arc<Engine>,
     call: uuid::Uuid,
+    live: bool,
     speakers: Vec<Speaker>,
     mut frames: mpsc::Receiver<AudioFrame>,
     session: mpsc::Sender<Command>,
@@ -135,8 +137,8 @@ pub async fn run(
             tracing::error!(%call, %error, "voice activity detection failed; speech stage off for this call");
             break;
         }
-        drain(&engine, call, track).await;
-        if let Some(ongoing) = track.vad.ongoing() {
+        drain(&engine, call, live, track).await;
+        if let Some(ongoing) = track.vad.ongoing().filter(|_| live) {
             if ongoing.end >= track.partial_until + partial_every {
                 track.partial_until = ongoing.end;
                 track.revision += 1;
@@ -162,7 +164,7 @@ pub async fn run(
         if let Err(error) = engine.with_silero(|model| model.finish(&mut track.vad)) {
             tracing::warn!(%call, %error, "flushing voice activity detection failed");
         }
-        drain(&engine, call, track).await;
+        drain(&engine, call, live, track).await;
     }
     drop(tracks);
     for deliverer in deliverers {
@@ -171,7 +173,8 @@ pub async fn run(
 }
 
 /// Handles the track's segmenter events: a new utterance, or a finished one to transcribe.
-async fn drain(engine: &Engine, call: uuid::Uuid, track: &mut Track) {
+async fn drain(engine: &Engine, call: uuid::Uuid, live: bool, track: &mut Track) {
+    let kind = if live { Kind::Final } else { Kind::Recorded };
     while let Some(event) = track.vad.poll_event() {
         match event {
             VadEvent::SpeechStart { at } => {
@@ -184,10 +187,10 @@ async fn drain(engine: &Engine, call: uuid::Uuid, track: &mut Track) {
                 // Word times count from the audio's start (pre-roll included); the line itself
                 // starts and ends where the speech was found.
                 let audio_start = samples_to_ms(utterance.start);
-                let request = Request { stream: (call, track.index), kind: Kind::Final, samples: samples.clone(), start_ms: audio_start };
+                let request = Request { stream: (call, track.index), kind, samples: samples.clone(), start_ms: audio_start };
                 let answer = engine.transcriber.submit(request).await;
                 let delivery = Delivery {
-                    kind: Kind::Final,
+                    kind,
                     utterance: track.utterance,
                     revision: track.revision + 1,
                     start_ms: samples_to_ms(utterance.speech_start),
@@ -235,7 +238,7 @@ async fn deliver(
                 end_ms: delivery.end_ms,
                 text: transcript.text,
             })),
-            Kind::Final => {
+            Kind::Final | Kind::Recorded => {
                 let felt = engine.emotion.judge(&transcript.text, &delivery.samples, &transcript.words, &mut baseline);
                 let speech = Speech {
                     speaker: speaker.role.clone(),

@@ -296,6 +296,7 @@ impl Sip {
             to,
             codec: codec_name(codec).to_string(),
             speakers,
+            live: true,
         };
         let (commands, command_rx) = mpsc::channel(16);
         self.calls.insert(id.clone(), commands);

@@ -111,6 +111,7 @@ impl StreamStart {
                 .iter()
                 .map(|&role| (role, if role == Role::Customer { self.from.clone() } else { self.to.clone() }))
                 .collect(),
+            live: true,
         }
     }
 }
