@@ -16,6 +16,9 @@ if [ "${1:-}" = "--test" ]; then
   # The test suite runs against a real PostgreSQL and places calls with sipp.
   command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
   command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
+  # The speech tests make telephone audio and noise with sox and speak test lines with espeak-ng.
+  command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+  command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
