@@ -112,6 +112,8 @@ async function startHark() {
         HARK_DATABASE_URL: '', // SQLite in the temp dir, whatever the caller's environment says
         HARK_SIP_ADDR: '', // no telephony listeners: this test is about chat
         HARK_AUDIOSOCKET_ADDR: '',
+        // The speech models `make test` fetched into the repository (the server runs elsewhere).
+        HARK_SPEECH_MODELS_DIR: process.env.HARK_SPEECH_MODELS_DIR || path.join(REPO, 'models'),
         NO_COLOR: '1',
       },
       stdio: ['ignore', log, log],
