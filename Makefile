@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test build lint bench loadtest models
+.PHONY: run test build lint bench bench-asr loadtest loadtest-speech models
 
 ## Install what is missing, build, fetch the speech models into ./models if missing, and start
 ## hark with its embedded defaults (SQLite in ./data).
@@ -37,6 +37,16 @@ lint:
 bench:
 	$(CARGO) bench --bench session_core
 
+## Whisper decode time per utterance, hark's short context against the full 30 s window
+## (docs/PERFORMANCE.md, "Speech"; about 5 minutes; needs the models).
+bench-asr:
+	$(CARGO) bench --bench asr
+
 ## The chat load of docs/PERFORMANCE.md (about 2 minutes; needs no other load on the machine).
 loadtest:
 	./loadtest/chat.sh
+
+## The speech load of docs/PERFORMANCE.md ("Speech"): 1 to 24 concurrent two-party calls in real
+## time, end of speech → final at a supervisor (about 11 minutes; needs the models and jq).
+loadtest-speech:
+	./loadtest/speech.sh
