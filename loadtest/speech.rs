@@ -84,8 +84,9 @@ struct Args {
     /// Seconds between call starts (default: the fixture's length / calls).
     #[arg(long)]
     stagger: Option<f64>,
-    /// Longest wait after the last call's stop for its finals and its end.
-    #[arg(long, default_value_t = 20.0)]
+    /// Longest wait after a call's stop for its end (the server ends a call once its last
+    /// finals are delivered, so under overload this waits for Whisper's backlog).
+    #[arg(long, default_value_t = 90.0)]
     drain: f64,
     /// The VAD hang-over of the server (speech.vad.hangover_ms): a line ending closer than this
     /// to the hang-up is flushed by the stop, not ended by silence.
@@ -726,6 +727,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Err(_) => bail!("supervisor socket: stopped"),
     }
     let metrics_before = metrics(&http, &base).await;
+    let metrics_before_at = Instant::now();
     if metrics_before.is_empty() {
         eprintln!("warning: no /metrics at {base}: the server's drop counters will read 0");
     }
@@ -786,6 +788,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let metrics_after = metrics(&http, &base).await;
+    let metrics_secs = metrics_before_at.elapsed().as_secs_f64();
     shared.cancel.cancel();
     let _ = sampler.await;
     let sup = sup.await.context("the supervisor task")?;
@@ -877,7 +880,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let queue_mean = if queue.is_empty() { 0.0 } else { queue.iter().sum::<f64>() / queue.len() as f64 };
     let whole = cpu_start.share(&cpu_end);
     let window = window_cpu.as_ref().map(|(a, b)| a.share(b));
-    let asr_busy = (final_decode_sum + partial_decode_sum) / whole.secs;
+    // Workers busy: decode time over the time between the two /metrics reads (drain included).
+    let asr_busy = (final_decode_sum + partial_decode_sum) / metrics_secs;
     let pct = |x: Option<f64>| x.map_or("-".into(), |v| format!("{:.0}%", v * 100.0));
 
     println!();
@@ -894,7 +898,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!("  calls ended: {n} × {reason}");
     }
     println!(
-        "finals            {got} of {expected} turns ended by silence ({expected_per_call} per call); {flushed} flushed at hang-up, {unmapped} of unknown calls, {} already in history",
+        "finals            {got} of {expected} turns ended by silence ({expected_per_call} per call; missing ones were still queued when the wait ended); {flushed} flushed at hang-up, {unmapped} of unknown calls, {} already in history",
         sup.finals_in_history
     );
     println!("end_ms → final    {}", lat.line());
