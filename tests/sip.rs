@@ -8,8 +8,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    best_correlation, finished_call, fixtures, last_call, pcmu_offer, recording_samples, rtp_packet, scenario_dir, sipp,
-    sip_server, stream_rtp, wav_samples, Uac, ADMIN,
+    best_correlation, finished_call, fixtures, last_call, pcmu_offer, recording_samples, rtp_packet, scenario_dir,
+    sip_server, sipp, stream_rtp, wav_samples, Uac, ADMIN,
 };
 
 async fn rtp_socket() -> tokio::net::UdpSocket {

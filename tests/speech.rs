@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{
-    chunks, manifest, models_dir, sip_server, sipp, sox, transcript, twilio_send, twilio_start, utterances, word_errors,
-    Server, Ws, ADMIN, WAIT,
+    chunks, manifest, models_dir, sip_server, sipp, sox, transcript, twilio_send, twilio_start, utterances,
+    word_errors, Server, Ws, ADMIN, WAIT,
 };
 use hark::speech::asr::{AsrSettings, Kind, Request, Transcriber};
 use serde_json::{json, Value};
@@ -35,7 +35,21 @@ fn telephone(dir: &Path, wav: &Path, name: &str) -> (String, Vec<f32>) {
     let ulaw = format!("{name}.ulaw");
     sox(&["-D", wav.to_str().unwrap(), "-r", "8000", "-c", "1", "-t", "ul", dir.join(&ulaw).to_str().unwrap()]);
     let back = dir.join(format!("{name}.16k.wav"));
-    sox(&["-D", "-t", "ul", "-r", "8000", "-c", "1", dir.join(&ulaw).to_str().unwrap(), "-r", "16000", "-b", "16", back.to_str().unwrap()]);
+    sox(&[
+        "-D",
+        "-t",
+        "ul",
+        "-r",
+        "8000",
+        "-c",
+        "1",
+        dir.join(&ulaw).to_str().unwrap(),
+        "-r",
+        "16000",
+        "-b",
+        "16",
+        back.to_str().unwrap(),
+    ]);
     let samples = common::wav_samples(&back).iter().map(|&s| f32::from(s) / 32768.0).collect();
     (ulaw, samples)
 }
@@ -93,14 +107,17 @@ async fn every_clip_through_a_live_call_is_no_worse_than_a_whole_decode() {
     let records = ended_calls(&server, clips.len()).await;
 
     // The same model decoding each clip whole, with Whisper's full 30 s window.
-    let whole_settings = AsrSettings { workers: 1, threads_per_worker: 2, audio_ctx_margin: 1500, ..AsrSettings::default() };
+    let whole_settings =
+        AsrSettings { workers: 1, threads_per_worker: 2, audio_ctx_margin: 1500, ..AsrSettings::default() };
     let whole = Transcriber::start(&models.join("ggml-tiny.en.bin"), &whole_settings).unwrap();
     let (mut live_errors, mut whole_errors, mut total) = (0, 0, 0);
     println!("{:<42} {:>6} {:>6}  live transcript", "clip", "live", "whole");
     for (clip, samples) in clips.iter().zip(audio) {
-        let record = &records.iter().find(|(name, _)| *name == clip.name).unwrap_or_else(|| panic!("call {}", clip.name)).1;
+        let record =
+            &records.iter().find(|(name, _)| *name == clip.name).unwrap_or_else(|| panic!("call {}", clip.name)).1;
         let live_text = transcript(record);
-        let request = Request { stream: (uuid::Uuid::nil(), 0), kind: Kind::Final, samples: Arc::from(samples), start_ms: 0 };
+        let request =
+            Request { stream: (uuid::Uuid::nil(), 0), kind: Kind::Final, samples: Arc::from(samples), start_ms: 0 };
         let whole_text = whole.transcribe(request).await.unwrap().unwrap().text;
         let (live, n) = word_errors(&clip.reference, &live_text);
         let (whole, _) = word_errors(&clip.reference, &whole_text);
@@ -120,7 +137,10 @@ async fn every_clip_through_a_live_call_is_no_worse_than_a_whole_decode() {
     }
     let (live_wer, whole_wer) = (live_errors as f64 / total as f64, whole_errors as f64 / total as f64);
     println!("overall WER: live {:.2}%, whole {:.2}% ({total} reference words)", 100.0 * live_wer, 100.0 * whole_wer);
-    assert!(live_wer <= whole_wer + 0.01, "streaming WER {live_wer:.4} is more than a point worse than whole {whole_wer:.4}");
+    assert!(
+        live_wer <= whole_wer + 0.01,
+        "streaming WER {live_wer:.4} is more than a point worse than whole {whole_wer:.4}"
+    );
     assert!(whole_wer < 0.25, "the model itself works: {whole_wer:.4}");
 }
 
@@ -219,7 +239,13 @@ async fn the_two_party_call_has_the_right_speakers_and_times() {
         })
         .collect();
     let lines = utterances(&record);
-    println!("{:#?}", lines.iter().map(|l| (&l["speech"]["speaker"], &l["speech"]["start_ms"], &l["speech"]["end_ms"], &l["text"])).collect::<Vec<_>>());
+    println!(
+        "{:#?}",
+        lines
+            .iter()
+            .map(|l| (&l["speech"]["speaker"], &l["speech"]["start_ms"], &l["speech"]["end_ms"], &l["text"]))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(lines.len(), turns.len(), "one utterance per turn");
     for (line, (role, start, end, reference)) in lines.iter().zip(&turns) {
         let speech = &line["speech"];

@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    best_correlation, call_fixture, chunks, ended_call, recording_samples, twilio_media, twilio_send, twilio_start, wav_samples,
-    Server, Ws, ADMIN, CHUNK, WAIT,
+    best_correlation, call_fixture, chunks, ended_call, recording_samples, twilio_media, twilio_send, twilio_start,
+    wav_samples, Server, Ws, ADMIN, CHUNK, WAIT,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -200,7 +200,8 @@ impl SessionCore {
                 if let Some(&seq) = self.client_ids.get(&client_id) {
                     return Ok(Reply::Stored { seq, duplicate: true });
                 }
-                let seq = self.append(Entry { client_id: Some(client_id.clone()), ..entry(Author::Visitor, text.clone()) }, now);
+                let seq = self
+                    .append(Entry { client_id: Some(client_id.clone()), ..entry(Author::Visitor, text.clone()) }, now);
                 self.client_ids.insert(client_id, seq);
                 if self.card.holder == Holder::Bot {
                     self.outputs.push_back(Output::AskBot { seq, text });
@@ -373,15 +374,7 @@ impl SessionCore {
 
 /// A log entry by `author` (seq and time are set by [`SessionCore::append`]).
 fn entry(author: Author, text: String) -> Entry {
-    Entry {
-        seq: 0,
-        at: time::OffsetDateTime::UNIX_EPOCH,
-        author,
-        text,
-        client_id: None,
-        notice: None,
-        speech: None,
-    }
+    Entry { seq: 0, at: time::OffsetDateTime::UNIX_EPOCH, author, text, client_id: None, notice: None, speech: None }
 }
 
 /// A system entry announcing `notice`.

@@ -42,7 +42,9 @@ impl Channel {
 pub enum Author {
     Visitor,
     Bot,
-    Agent { name: String },
+    Agent {
+        name: String,
+    },
     System,
     /// The customer on a call (the agent on a call is `Agent`).
     Customer,

@@ -438,7 +438,11 @@ struct Guard {
 
 impl From<&AsrSettings> for Guard {
     fn from(s: &AsrSettings) -> Guard {
-        Guard { no_speech: s.no_speech_threshold, logprob: s.logprob_threshold, compression: s.compression_ratio_threshold }
+        Guard {
+            no_speech: s.no_speech_threshold,
+            logprob: s.logprob_threshold,
+            compression: s.compression_ratio_threshold,
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::session::{Author, Partial, Speech};
 
 use super::asr::{Answer, Kind, Request, Transcriber};
 use super::emotion::{Emotion, ProsodyBaseline};
-use super::vad::{samples_to_ms, ms_to_samples, SileroModel, VadEvent, VadStream};
+use super::vad::{ms_to_samples, samples_to_ms, SileroModel, VadEvent, VadStream};
 use super::SpeechConfig;
 
 /// What the speech stage shares between calls: the Whisper pool and the settings.
@@ -144,7 +144,12 @@ pub async fn run(
                 track.revision += 1;
                 let samples: Arc<[f32]> = ongoing.samples.into();
                 let audio_start = samples_to_ms(ongoing.start);
-                let request = Request { stream: (call, track.index), kind: Kind::Partial, samples: samples.clone(), start_ms: audio_start };
+                let request = Request {
+                    stream: (call, track.index),
+                    kind: Kind::Partial,
+                    samples: samples.clone(),
+                    start_ms: audio_start,
+                };
                 let answer = engine.transcriber.submit(request).await;
                 let delivery = Delivery {
                     kind: Kind::Partial,
@@ -187,7 +192,8 @@ async fn drain(engine: &Engine, call: uuid::Uuid, live: bool, track: &mut Track)
                 // Word times count from the audio's start (pre-roll included); the line itself
                 // starts and ends where the speech was found.
                 let audio_start = samples_to_ms(utterance.start);
-                let request = Request { stream: (call, track.index), kind, samples: samples.clone(), start_ms: audio_start };
+                let request =
+                    Request { stream: (call, track.index), kind, samples: samples.clone(), start_ms: audio_start };
                 let answer = engine.transcriber.submit(request).await;
                 let delivery = Delivery {
                     kind,

@@ -526,7 +526,8 @@ pub async fn finished_call(server: &Server) -> Value {
 /// The 16 kHz samples of the recording of a finished call's `stream`, once the transcoder has
 /// turned its WAV into Ogg Opus.
 pub async fn recording_samples(server: &Server, stream: &Value) -> Vec<i16> {
-    let wav = server.data_dir.path().join("recordings").join(stream["recording"].as_str().unwrap()).with_extension("wav");
+    let wav =
+        server.data_dir.path().join("recordings").join(stream["recording"].as_str().unwrap()).with_extension("wav");
     let opus = wav.with_extension("opus");
     let deadline = tokio::time::Instant::now() + WAIT;
     while wav.exists() || !opus.exists() {
@@ -672,7 +673,6 @@ pub async fn twilio_send(ws: &mut Ws, range: std::ops::Range<usize>, first: usiz
 pub fn chunks() -> usize {
     ulaw("caller.ulaw").len().div_ceil(CHUNK)
 }
-
 
 /// 20 ms at 8 kHz: one chunk of the streamed call fixture.
 pub const CHUNK: usize = 160;
