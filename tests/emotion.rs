@@ -18,7 +18,10 @@
 //!
 //! Needs the model files (`cargo run -- models fetch`, run by `make test`), espeak-ng and sox.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::models_dir;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -38,16 +41,6 @@ fn delivery(label: &str) -> (u32, u32, u32) {
         "sad" => (130, 35, 65),
         _ => (160, 50, 100),
     }
-}
-
-/// The model files, or a failure that says how to get them.
-fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("HARK_SPEECH_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
-    let missing = hark::speech::models::ModelPaths::new(&dir).missing();
-    assert!(missing.is_empty(), "model files missing: {missing:?}; run `cargo run -- models fetch` (make test does)");
-    dir
 }
 
 fn run(program: &str, args: &[&str]) {
