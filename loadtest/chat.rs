@@ -44,24 +44,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// How long one socket may take from TCP connect to `welcome` (or to the supervisor snapshot).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+#[path = "common.rs"]
+mod common;
+use common::{close_text, cpu_secs, micros_u32, Percentiles, Shown, Ws, HANDSHAKE_TIMEOUT};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -136,12 +132,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if let Some(threads) = args.threads {
-        builder.worker_threads(threads);
-    }
-    builder.build().context("starting the runtime")?.block_on(run(args))
+    common::block_on(args.threads, run(args))
 }
 
 /// Labels of the phases, carried as the first character of each `client_id`.
@@ -225,13 +216,6 @@ fn parse_client_id(id: &str) -> Option<(u8, usize, u64)> {
     Some((label, socket, sent))
 }
 
-fn close_text(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> String {
-    match frame {
-        Some(f) => format!("close {} {}", u16::from(f.code), f.reason.as_str()),
-        None => "close (no code)".into(),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Widget sockets.
 
@@ -269,17 +253,10 @@ async fn open_widget(url: &str, hello: &str) -> Result<(Ws, String, Duration), S
 
 /// An idle visitor: stays connected, reads whatever comes, until the run ends.
 async fn idle_socket(mut ws: Ws, shared: Arc<Shared>) -> Option<String> {
-    let lost = loop {
-        tokio::select! {
-            biased;
-            _ = shared.cancel.cancelled() => return None,
-            frame = ws.next() => match frame {
-                None => break "connection closed".to_string(),
-                Some(Err(e)) => break format!("error: {e}"),
-                Some(Ok(Message::Close(frame))) => break close_text(frame),
-                Some(Ok(_)) => {}
-            },
-        }
+    let lost = tokio::select! {
+        biased;
+        _ = shared.cancel.cancelled() => return None,
+        lost = common::until_ended(&mut ws) => lost,
     };
     shared.idle_lost.fetch_add(1, Ordering::Relaxed);
     Some(lost)
@@ -345,11 +322,9 @@ async fn active_socket(
                     next = Some((following, period, p));
                 }
             }
-            frame = stream.next() => match frame {
-                None => { stats.ended = Some("connection closed".into()); break }
-                Some(Err(e)) => { stats.ended = Some(format!("error: {e}")); break }
-                Some(Ok(Message::Close(frame))) => { stats.ended = Some(close_text(frame)); break }
-                Some(Ok(Message::Text(text))) => {
+            text = common::next_text(&mut stream) => match text {
+                Err(reason) => { stats.ended = Some(reason); break }
+                Ok(text) => {
                     let received = shared.micros();
                     let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else { continue };
                     match &*frame.kind {
@@ -365,15 +340,10 @@ async fn active_socket(
                         _ => {}
                     }
                 }
-                Some(Ok(_)) => {}
             },
         }
     }
     stats
-}
-
-fn micros_u32(us: u64) -> u32 {
-    us.min(u32::MAX as u64) as u32
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -404,31 +374,17 @@ struct SupervisorStats {
 /// Connects to /v1/supervise and watches every session in `sessions` (the session of each
 /// active socket, by index); then reports ready and times every visitor message it is sent.
 async fn supervisor(
-    url: String,
+    base_url: String,
     token: String,
     sessions: Arc<Vec<Option<String>>>,
     shared: Arc<Shared>,
     ready: mpsc::Sender<Result<usize, String>>,
 ) -> SupervisorStats {
     let mut stats = SupervisorStats::default();
-    let opened = async {
-        let mut request = url.as_str().into_client_request().map_err(|e| format!("request: {e}"))?;
-        let bearer = format!("Bearer {token}").parse().map_err(|_| "token is not a valid header value".to_string())?;
-        request.headers_mut().insert("authorization", bearer);
-        let config = WebSocketConfig::default().write_buffer_size(0);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        Ok::<_, String>(ws)
-    };
-    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, opened).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
+    let ws = match common::connect_supervisor(&base_url, &token).await {
+        Ok(ws) => ws,
+        Err(e) => {
             let _ = ready.send(Err(e)).await;
-            return stats;
-        }
-        Err(_) => {
-            let _ = ready.send(Err("connect timeout".into())).await;
             return stats;
         }
     };
@@ -457,26 +413,13 @@ async fn supervisor(
         let _ = ready.take().expect("once").send(Ok(0)).await;
     }
     loop {
-        let frame = tokio::select! {
-            biased;
-            _ = shared.cancel.cancelled() => break,
-            frame = stream.next() => frame,
-        };
-        let text = match frame {
-            None => {
-                stats.ended = Some("connection closed".into());
+        let text = match common::next_text_or_cancelled(&shared.cancel, &mut stream).await {
+            None => break,
+            Some(Ok(text)) => text,
+            Some(Err(reason)) => {
+                stats.ended = Some(reason);
                 break;
             }
-            Some(Err(e)) => {
-                stats.ended = Some(format!("error: {e}"));
-                break;
-            }
-            Some(Ok(Message::Close(frame))) => {
-                stats.ended = Some(close_text(frame));
-                break;
-            }
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(_)) => continue,
         };
         let received = shared.micros();
         let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else {
@@ -540,59 +483,13 @@ fn rss_bytes(pid: Option<u32>) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// User + system CPU seconds of a process (clock ticks at the usual 100 Hz).
-fn cpu_secs(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Figures.
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Percentiles {
-    count: usize,
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-}
-
-/// Percentiles in milliseconds of samples in µs (nearest rank).
-fn percentiles(mut micros: Vec<u32>) -> Percentiles {
-    if micros.is_empty() {
-        return Percentiles::default();
-    }
-    micros.sort_unstable();
-    let rank = |q: f64| micros[((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1] as f64 / 1000.0;
-    Percentiles {
-        count: micros.len(),
-        p50: rank(0.50),
-        p90: rank(0.90),
-        p99: rank(0.99),
-        max: *micros.last().expect("not empty") as f64 / 1000.0,
-    }
-}
-
-impl Percentiles {
-    fn line(&self) -> String {
-        if self.count == 0 {
-            return "no samples".into();
-        }
-        format!(
-            "p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
-            self.p50, self.p90, self.p99, self.max, self.count
-        )
-    }
-
-    fn json(&self) -> serde_json::Value {
-        json!({"samples": self.count, "p50_ms": self.p50, "p90_ms": self.p90, "p99_ms": self.p99, "max_ms": self.max})
-    }
+/// Percentiles of µs samples as this report shows them: p50, p90, p99 and max to 0.01 ms
+/// (chat latencies are a few ms), every figure in the JSON even with no samples.
+fn percentiles(micros: Vec<u32>) -> Percentiles {
+    Percentiles::of(micros, Shown { percents: &[50, 90, 99], decimals: 2, bare_when_empty: false })
 }
 
 fn mib(bytes: u64) -> String {
@@ -738,10 +635,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Supervisor sockets.
     let mut supervisors = JoinSet::new();
     let (ready_tx, mut ready_rx) = mpsc::channel(args.supervisors.max(1));
-    let supervise_url = format!("{}/v1/supervise", args.url.trim_end_matches('/'));
     for _ in 0..args.supervisors {
         let token = args.token.clone().unwrap_or_default();
-        let (url, shared, ready) = (supervise_url.clone(), shared.clone(), ready_tx.clone());
+        let (url, shared, ready) = (args.url.clone(), shared.clone(), ready_tx.clone());
         supervisors.spawn(supervisor(url, token, sessions.clone(), shared, ready));
     }
     drop(ready_tx);
@@ -1043,12 +939,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 "cpu_share_main": server_cpu_share, "loadtest_cpu_share_main": own_cpu_share,
             },
         });
-        let text = serde_json::to_string_pretty(&report)?;
-        if path.as_os_str() == "-" {
-            println!("{text}");
-        } else {
-            std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-        }
+        common::write_json(path, &report)?;
     }
     Ok(())
 }

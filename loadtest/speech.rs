@@ -51,15 +51,16 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
+
+#[path = "common.rs"]
+mod common;
+use common::{cpu_secs, micros_u32, Percentiles, Shown};
 
 /// 20 ms of 8 kHz µ-law: one Twilio media chunk.
 const CHUNK: usize = 160;
 const CHUNK_MS: u64 = 20;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -111,12 +112,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if let Some(threads) = args.threads {
-        builder.worker_threads(threads);
-    }
-    builder.build().context("starting the runtime")?.block_on(run(args))
+    common::block_on(args.threads, run(args))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,17 +212,6 @@ impl Shared {
     }
 }
 
-fn close_text(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> String {
-    match frame {
-        Some(f) => format!("close {} {}", u16::from(f.code), f.reason.as_str()),
-        None => "close (no code)".into(),
-    }
-}
-
-fn micros_u32(us: u64) -> u32 {
-    us.min(u32::MAX as u64) as u32
-}
-
 // ---------------------------------------------------------------------------------------------
 // One call: a Twilio Media Streams connection in real time.
 
@@ -250,35 +235,16 @@ async fn call(
     let mut stats = CallStats::default();
     tokio::time::sleep_until(start_at.into()).await;
     let url = format!("{}/v1/stream/twilio", args.url.trim_end_matches('/'));
-    let config = WebSocketConfig::default().write_buffer_size(0);
-    let ws = match tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true),
-    )
-    .await
-    {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => {
-            stats.ended = Some(format!("connect: {e}"));
-            return stats;
-        }
-        Err(_) => {
-            stats.ended = Some("connect timeout".into());
+    let ws = match common::connect(&url, None).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            stats.ended = Some(e);
             return stats;
         }
     };
     let (mut sink, mut stream) = ws.split();
     // The server sends nothing but its close; read it (and answer pings) on the side.
-    let reader = tokio::spawn(async move {
-        loop {
-            match stream.next().await {
-                None => return "connection closed".to_string(),
-                Some(Err(e)) => return format!("error: {e}"),
-                Some(Ok(Message::Close(frame))) => return close_text(frame),
-                Some(Ok(_)) => {}
-            }
-        }
-    });
+    let reader = tokio::spawn(async move { common::until_ended(&mut stream).await });
     let sid = shared.call_sid(index);
     let stream_sid = format!("MZ{index}");
     let start = json!({
@@ -424,25 +390,10 @@ async fn supervisor(
     calls_ended: Arc<AtomicU64>,
 ) -> SupervisorStats {
     let mut stats = SupervisorStats::default();
-    let opened = async {
-        let url = format!("{}/v1/supervise", args.url.trim_end_matches('/'));
-        let mut request = url.as_str().into_client_request().map_err(|e| format!("request: {e}"))?;
-        let bearer = format!("Bearer {}", args.token).parse().map_err(|_| "token is not a header value".to_string())?;
-        request.headers_mut().insert("authorization", bearer);
-        let config = WebSocketConfig::default().write_buffer_size(0);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        Ok::<_, String>(ws)
-    };
-    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, opened).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
+    let ws = match common::connect_supervisor(&args.url, &args.token).await {
+        Ok(ws) => ws,
+        Err(e) => {
             let _ = ready.send(Err(e));
-            return stats;
-        }
-        Err(_) => {
-            let _ = ready.send(Err("connect timeout".into()));
             return stats;
         }
     };
@@ -453,26 +404,13 @@ async fn supervisor(
     let mut snapshots = 0u64;
     let mut seen = HashSet::new();
     loop {
-        let frame = tokio::select! {
-            biased;
-            _ = shared.cancel.cancelled() => break,
-            frame = stream.next() => frame,
-        };
-        let text = match frame {
-            None => {
-                stats.closed = Some("connection closed".into());
+        let text = match common::next_text_or_cancelled(&shared.cancel, &mut stream).await {
+            None => break,
+            Some(Ok(text)) => text,
+            Some(Err(reason)) => {
+                stats.closed = Some(reason);
                 break;
             }
-            Some(Err(e)) => {
-                stats.closed = Some(format!("error: {e}"));
-                break;
-            }
-            Some(Ok(Message::Close(frame))) => {
-                stats.closed = Some(close_text(frame));
-                break;
-            }
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(_)) => continue,
         };
         let arrived = shared.micros();
         let frame: Frame = match serde_json::from_str(text.as_str()) {
@@ -575,16 +513,6 @@ fn http_base(url: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // The server, from /proc and /metrics.
 
-/// User + system CPU seconds of a process (clock ticks at the usual 100 Hz).
-fn cpu_secs(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
-
 /// Busy CPU seconds of the whole machine (all cores together) from /proc/stat.
 fn machine_secs() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
@@ -653,38 +581,10 @@ fn metric(m: &HashMap<String, f64>, name: &str) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Figures.
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Percentiles {
-    count: usize,
-    p50: f64,
-    p95: f64,
-    max: f64,
-}
-
-/// Percentiles in milliseconds of samples in µs (nearest rank); negative values allowed.
-fn percentiles(mut micros: Vec<i64>) -> Percentiles {
-    if micros.is_empty() {
-        return Percentiles::default();
-    }
-    micros.sort_unstable();
-    let rank = |q: f64| micros[((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1] as f64 / 1000.0;
-    Percentiles { count: micros.len(), p50: rank(0.50), p95: rank(0.95), max: *micros.last().unwrap() as f64 / 1000.0 }
-}
-
-impl Percentiles {
-    fn line(&self) -> String {
-        if self.count == 0 {
-            return "no samples".into();
-        }
-        format!("p50 {:.0} ms  p95 {:.0} ms  max {:.0} ms  ({} samples)", self.p50, self.p95, self.max, self.count)
-    }
-
-    fn json(&self) -> serde_json::Value {
-        if self.count == 0 {
-            return json!({"samples": 0});
-        }
-        json!({"samples": self.count, "p50_ms": self.p50, "p95_ms": self.p95, "max_ms": self.max})
-    }
+/// Percentiles of µs samples (negative ones allowed) as this report shows them: p50, p95 and max
+/// to the ms (speech latencies are hundreds of ms), only the count in the JSON of no samples.
+fn percentiles<T: Copy + Ord + Into<i64>>(micros: Vec<T>) -> Percentiles {
+    Percentiles::of(micros, Shown { percents: &[50, 95], decimals: 0, bare_when_empty: true })
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -851,7 +751,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let opened_calls = call_stats.iter().filter(|c| c.opened).count();
     let expected = expected_per_call * opened_calls;
     let got: usize = finals_per_call.iter().sum();
-    let lag = percentiles(call_stats.iter().flat_map(|c| c.lag.iter().map(|&x| i64::from(x))).collect());
+    let lag = percentiles(call_stats.iter().flat_map(|c| c.lag.iter().copied()).collect());
     let mut ended_reasons = BTreeMap::<String, usize>::new();
     for c in &call_stats {
         *ended_reasons.entry(c.ended.clone().unwrap_or_else(|| "-".into())).or_default() += 1;
@@ -980,12 +880,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "supervisor": {"resyncs": sup.resyncs, "errors": sup.errors, "closed": sup.closed},
             "met": ok,
         });
-        let text = serde_json::to_string_pretty(&report)?;
-        if path.as_os_str() == "-" {
-            println!("{text}");
-        } else {
-            std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-        }
+        common::write_json(path, &report)?;
     }
     Ok(())
 }
