@@ -36,6 +36,9 @@ pub const RECORDING_TRANSCODE_QUEUE: &str = "hark_recording_transcode_queue";
 pub const ASR_PARTIALS_DROPPED: &str = "hark_asr_partials_dropped_total";
 /// Gauge: utterances waiting for a Whisper worker.
 pub const ASR_QUEUE: &str = "hark_asr_queue";
+/// Counter: decodes no longer wanted (a tentative final the speaker talked past), label
+/// `decoded` (`false`: skipped before it ran, `true`: run for nothing).
+pub const ASR_ABANDONED: &str = "hark_asr_abandoned_total";
 /// Histogram: Whisper decode time per utterance, by `kind` (partial, final).
 pub const ASR_DECODE_SECONDS: &str = "hark_asr_decode_seconds";
 /// Counter: media packets of finished calls' streams, by `outcome` (received, lost, late,
@@ -107,6 +110,7 @@ fn describe() {
     describe_gauge!(RECORDING_TRANSCODE_QUEUE, "Finished calls whose recordings wait to be transcoded");
     describe_counter!(ASR_PARTIALS_DROPPED, "Partial transcripts dropped (stale or queue full)");
     describe_gauge!(ASR_QUEUE, "Utterances waiting for a Whisper worker");
+    describe_counter!(ASR_ABANDONED, "Decodes no longer wanted when their turn came or they ended, by decoded");
     describe_histogram!(ASR_DECODE_SECONDS, Unit::Seconds, "Whisper decode time per utterance, by kind");
     describe_counter!(MEDIA_PACKETS, "Media packets of finished calls' streams, by outcome");
     describe_histogram!(MEDIA_JITTER_SECONDS, Unit::Seconds, "Interarrival jitter of finished calls' streams");

@@ -65,6 +65,7 @@ fn drain(stream: &mut VadStream, announced: &mut Option<u64>, out: &mut Vec<Utte
                 }
                 out.push(u);
             }
+            VadEvent::Tentative(_) | VadEvent::Resumed => {}
         }
     }
 }

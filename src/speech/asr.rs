@@ -166,6 +166,14 @@ struct Queue {
     stopped: bool,
 }
 
+impl Queue {
+    /// Sets the queue gauge to what waits now.
+    fn report(&self) {
+        metrics::gauge!(crate::metrics::ASR_QUEUE)
+            .set((self.finals.len() + self.partials.len() + self.recorded.len()) as f64);
+    }
+}
+
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
@@ -267,8 +275,7 @@ impl Transcriber {
                 queue.partials.push_back(job);
             }
         }
-        metrics::gauge!(crate::metrics::ASR_QUEUE)
-            .set((queue.finals.len() + queue.partials.len() + queue.recorded.len()) as f64);
+        queue.report();
         drop(queue);
         self.shared.ready.notify_one();
     }
@@ -295,6 +302,7 @@ fn work(shared: &Shared, mut decoder: Decoder) {
             loop {
                 let next = queue.finals.pop_front().or_else(|| queue.partials.pop_front());
                 if let Some(job) = next.or_else(|| queue.recorded.pop_front()) {
+                    queue.report();
                     break job;
                 }
                 if queue.stopped {
@@ -304,6 +312,7 @@ fn work(shared: &Shared, mut decoder: Decoder) {
             }
         };
         if job.reply.is_closed() {
+            metrics::counter!(crate::metrics::ASR_ABANDONED, "decoded" => "false").increment(1);
             continue;
         }
         let kind = job.request.kind.as_str();
@@ -312,7 +321,9 @@ fn work(shared: &Shared, mut decoder: Decoder) {
             metrics::histogram!(crate::metrics::ASR_DECODE_SECONDS, "kind" => kind)
                 .record(transcript.decode.as_secs_f64());
         }
-        let _ = job.reply.send(answer.map(Some));
+        if job.reply.send(answer.map(Some)).is_err() {
+            metrics::counter!(crate::metrics::ASR_ABANDONED, "decoded" => "true").increment(1);
+        }
     }
 }
 

@@ -3,7 +3,12 @@
 //!
 //! One task per call runs Silero on every frame (inline: a 32 ms chunk costs well under a
 //! millisecond; each tokio worker thread keeps its own ONNX Runtime session), cuts utterances
-//! with the segmenter, and submits them to the shared [`Transcriber`]. Answers are delivered to
+//! with the segmenter, and submits them to the shared [`Transcriber`]. A live call's final is
+//! asked for at the segmenter's *tentative* end, as soon as the speaker paused for the
+//! post-roll, so Whisper decodes while the hang-over runs out; if the speaker goes on, that
+//! decode is cancelled (or its answer dropped) and the final is asked for again at the real
+//! end. The final therefore arrives about one decode after the speech ended, not one hang-over
+//! plus one decode. Answers are delivered to
 //! the session in the order they were asked for, per speaker, by a small delivery task, so a
 //! partial never overtakes its final. When the call ends, each speaker's utterance in progress
 //! is flushed and transcribed: no final is lost.
@@ -19,7 +24,7 @@ use crate::session::actor::Command;
 use crate::session::core::Input;
 use crate::session::{Author, Partial, Speech};
 
-use super::asr::{Answer, Kind, Request, Transcriber};
+use super::asr::{Answer, Kind, Request, StreamId, Transcriber};
 use super::emotion::{Emotion, ProsodyBaseline};
 use super::vad::{ms_to_samples, samples_to_ms, SileroModel, VadEvent, VadStream};
 use super::SpeechConfig;
@@ -89,6 +94,8 @@ struct Track {
     revision: u32,
     /// Stream time (samples) up to which the last partial was asked for.
     partial_until: u64,
+    /// The final asked for at a tentative end: its `(start, end)` and where its answer comes.
+    tentative: Option<((u64, u64), oneshot::Receiver<Answer>)>,
     /// Answers to deliver, in order.
     deliveries: mpsc::UnboundedSender<Delivery>,
 }
@@ -127,7 +134,7 @@ pub async fn run(
         };
         let (deliveries, queue) = mpsc::unbounded_channel();
         deliverers.push(tokio::spawn(deliver(engine.clone(), call, speaker.clone(), queue, session.clone())));
-        tracks.push(Track { index, vad, utterance: 0, revision: 0, partial_until: 0, deliveries });
+        tracks.push(Track { index, vad, utterance: 0, revision: 0, partial_until: 0, tentative: None, deliveries });
     }
     let partial_every = ms_to_samples(engine.config.partial_interval_ms.max(100));
     while let Some(frame) = frames.recv().await {
@@ -138,30 +145,27 @@ pub async fn run(
             break;
         }
         drain(&engine, call, live, track).await;
-        if let Some(ongoing) = track.vad.ongoing().filter(|_| live) {
-            if ongoing.end >= track.partial_until + partial_every {
-                track.partial_until = ongoing.end;
-                track.revision += 1;
-                let samples: Arc<[f32]> = ongoing.samples.into();
-                let audio_start = samples_to_ms(ongoing.start);
-                let request = Request {
-                    stream: (call, track.index),
-                    kind: Kind::Partial,
-                    samples: samples.clone(),
-                    start_ms: audio_start,
-                };
-                let answer = engine.transcriber.submit(request).await;
-                let delivery = Delivery {
-                    kind: Kind::Partial,
-                    utterance: track.utterance,
-                    revision: track.revision,
-                    start_ms: samples_to_ms(ongoing.speech_start),
-                    end_ms: samples_to_ms(ongoing.end),
-                    samples,
-                    answer,
-                };
-                let _ = track.deliveries.send(delivery);
-            }
+        // No partials while a final is already being decoded for the pause under way; the
+        // utterance so far is copied only when a partial is due.
+        let due = live
+            && track.tentative.is_none()
+            && track.vad.is_speaking()
+            && track.vad.position().is_some_and(|at| at >= track.partial_until + partial_every);
+        if let Some(ongoing) = due.then(|| track.vad.ongoing()).flatten() {
+            track.partial_until = ongoing.end;
+            track.revision += 1;
+            let samples: Arc<[f32]> = ongoing.samples.into();
+            let answer = submit(&engine, (call, track.index), Kind::Partial, samples.clone(), ongoing.start).await;
+            let delivery = Delivery {
+                kind: Kind::Partial,
+                utterance: track.utterance,
+                revision: track.revision,
+                start_ms: samples_to_ms(ongoing.speech_start),
+                end_ms: samples_to_ms(ongoing.end),
+                samples,
+                answer,
+            };
+            let _ = track.deliveries.send(delivery);
         }
     }
     // The call ended: what anyone was still saying is an utterance too.
@@ -187,14 +191,20 @@ async fn drain(engine: &Engine, call: uuid::Uuid, live: bool, track: &mut Track)
                 track.revision = 0;
                 track.partial_until = at;
             }
+            VadEvent::Tentative(utterance) if live => {
+                let times = (utterance.start, utterance.end);
+                let answer = submit(engine, (call, track.index), kind, utterance.samples.into(), utterance.start).await;
+                track.tentative = Some((times, answer));
+            }
+            VadEvent::Tentative(_) => {}
+            // Dropping the answer's receiver cancels the decode if it has not started.
+            VadEvent::Resumed => track.tentative = None,
             VadEvent::Utterance(utterance) => {
                 let samples: Arc<[f32]> = utterance.samples.into();
-                // Word times count from the audio's start (pre-roll included); the line itself
-                // starts and ends where the speech was found.
-                let audio_start = samples_to_ms(utterance.start);
-                let request =
-                    Request { stream: (call, track.index), kind, samples: samples.clone(), start_ms: audio_start };
-                let answer = engine.transcriber.submit(request).await;
+                let answer = match track.tentative.take() {
+                    Some((times, answer)) if times == (utterance.start, utterance.end) => answer,
+                    _ => submit(engine, (call, track.index), kind, samples.clone(), utterance.start).await,
+                };
                 let delivery = Delivery {
                     kind,
                     utterance: track.utterance,
@@ -210,6 +220,19 @@ async fn drain(engine: &Engine, call: uuid::Uuid, live: bool, track: &mut Track)
             }
         }
     }
+}
+
+/// Asks the transcriber for `samples`, which start at stream time `start` (samples). Word times
+/// count from the audio's start (pre-roll included); the line itself starts and ends where the
+/// speech was found.
+async fn submit(
+    engine: &Engine,
+    stream: StreamId,
+    kind: Kind,
+    samples: Arc<[f32]>,
+    start: u64,
+) -> oneshot::Receiver<Answer> {
+    engine.transcriber.submit(Request { stream, kind, samples, start_ms: samples_to_ms(start) }).await
 }
 
 /// Delivers one speaker's answers to the session, in the order they were asked for; finals get

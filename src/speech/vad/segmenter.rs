@@ -11,6 +11,11 @@
 //!   (the *speech start*); speech lasts while chunks stay at or above `release_threshold`.
 //! - Speech ends once `hangover` of non-speech has followed the last speech chunk (the
 //!   *speech end*); the utterance's audio goes on for `post_roll` after it.
+//! - Once `post_roll` of non-speech has followed the last speech chunk of an announced
+//!   utterance, [`VadEvent::Tentative`] gives the utterance as it will be if the pause lasts the
+//!   hang-over: its transcription can start while the hang-over runs out. Speech before then
+//!   gives [`VadEvent::Resumed`] (the tentative utterance is void); otherwise the
+//!   [`VadEvent::Utterance`] that follows has exactly the tentative's times and samples.
 //! - Speech whose span (start to last speech chunk) stays under `min_speech` is dropped.
 //!   [`VadEvent::SpeechStart`] is emitted when the span reaches it, so every `SpeechStart`
 //!   is followed by exactly one [`VadEvent::Utterance`] (at the latest on [`Segmenter::finish`]).
@@ -35,6 +40,11 @@ pub enum VadEvent {
     SpeechStart { at: u64 },
     /// Speech ended (or was split at the maximum length, or the stream ended).
     Utterance(Utterance),
+    /// Speech paused for the post-roll: the utterance it will be if the pause lasts the
+    /// hang-over (see the module documentation).
+    Tentative(Utterance),
+    /// Speech came back after a [`VadEvent::Tentative`], which is void.
+    Resumed,
 }
 
 /// One utterance's audio and times (stream time in 16 kHz samples).
@@ -105,6 +115,8 @@ struct Active {
     last_speech: u64,
     /// `SpeechStart` emitted.
     confirmed: bool,
+    /// A `Tentative` was emitted for the pause after `last_speech`.
+    tentative: bool,
     audio: Vec<i16>,
     chunks: Vec<ChunkRecord>,
 }
@@ -171,6 +183,9 @@ impl Segmenter {
                 active.chunks.push(record);
                 if prob >= self.p.release {
                     active.last_speech = end;
+                    if std::mem::take(&mut active.tentative) {
+                        self.events.push_back(VadEvent::Resumed);
+                    }
                 }
                 active
             }
@@ -179,7 +194,15 @@ impl Segmenter {
                 audio.extend(self.ring.drain(..));
                 let start = at.saturating_sub(audio.len() as u64);
                 extend(&mut audio, samples);
-                Active { start, speech_start: at, last_speech: end, confirmed: false, audio, chunks: vec![record] }
+                Active {
+                    start,
+                    speech_start: at,
+                    last_speech: end,
+                    confirmed: false,
+                    tentative: false,
+                    audio,
+                    chunks: vec![record],
+                }
             }
             None => {
                 self.remember(samples.iter().copied().map(to_i16));
@@ -195,8 +218,27 @@ impl Segmenter {
         } else if end - active.start >= self.p.max_len {
             self.split(active, end);
         } else {
+            if active.confirmed && !active.tentative && end - active.last_speech >= self.p.post_roll {
+                active.tentative = true;
+                let (end, samples) = self.kept(&active);
+                self.events.push_back(VadEvent::Tentative(Utterance {
+                    start: active.start,
+                    speech_start: active.speech_start,
+                    speech_end: active.last_speech,
+                    end,
+                    samples: samples.iter().copied().map(to_f32).collect(),
+                }));
+            }
             self.active = Some(active);
         }
+    }
+
+    /// Where `active` ends if it ends now (its last speech chunk plus the post-roll, within
+    /// the audio taken), and its samples up to there.
+    fn kept<'a>(&self, active: &'a Active) -> (u64, &'a [i16]) {
+        let keep =
+            ((active.last_speech - active.start).saturating_add(self.p.post_roll) as usize).min(active.audio.len());
+        (active.start + keep as u64, &active.audio[..keep])
     }
 
     /// Ends the run (the end of the stream, or a break in it): an utterance in progress is
@@ -246,8 +288,7 @@ impl Segmenter {
     /// else dropped. What follows (the rest of the hang-over) becomes the pre-roll of the
     /// next utterance.
     fn end(&mut self, mut active: Active) {
-        let keep =
-            ((active.last_speech - active.start).saturating_add(self.p.post_roll) as usize).min(active.audio.len());
+        let keep = (self.kept(&active).0 - active.start) as usize;
         self.ring.clear();
         if active.confirmed {
             let tail = active.audio.split_off(keep);
@@ -304,6 +345,7 @@ impl Segmenter {
             speech_start: cut,
             last_speech: active.last_speech,
             confirmed: true,
+            tentative: false,
             audio,
             chunks,
         });
@@ -428,7 +470,11 @@ mod tests {
         assert_eq!(events(&mut s), vec![VadEvent::SpeechStart { at: 10_240 }], "announced at 256 ms of speech");
         assert!(s.is_speaking());
         feed(&mut s, 28 * CHUNK, &cat(&[rep(0.9, 12), rep(0.1, 9)]));
-        assert!(events(&mut s).is_empty(), "9 chunks (288 ms) of silence are within the 300 ms hang-over");
+        let ev = events(&mut s);
+        assert!(
+            matches!(ev.as_slice(), [VadEvent::Tentative(_)]),
+            "9 chunks (288 ms) of silence are within the 300 ms hang-over: only a tentative end, {ev:?}"
+        );
         let ongoing = s.ongoing().unwrap();
         assert_eq!((ongoing.start, ongoing.speech_start, ongoing.end), (7_040, 10_240, 49 * CHUNK));
         feed(&mut s, 49 * CHUNK, &rep(0.1, 1));
@@ -462,7 +508,51 @@ mod tests {
         let u = utterances(&ev);
         assert_eq!(u.len(), 1);
         assert_eq!((u[0].start, u[0].speech_end, u[0].end), (0, 29 * CHUNK, 29 * CHUNK + 1_600));
-        assert_eq!(ev.len(), 2, "one SpeechStart, one Utterance: {ev:?}");
+        assert!(
+            matches!(
+                ev.as_slice(),
+                [
+                    VadEvent::SpeechStart { .. },
+                    VadEvent::Tentative(_),
+                    VadEvent::Resumed,
+                    VadEvent::Tentative(_),
+                    VadEvent::Utterance(_)
+                ]
+            ),
+            "the pause was a tentative end, void when speech came back: {ev:?}"
+        );
+    }
+
+    #[test]
+    fn a_tentative_end_is_exactly_the_utterance_that_follows_unless_speech_resumes() {
+        let mut s = seg();
+        // Speech, then 3 quiet chunks (96 ms, under the 100 ms post-roll): nothing yet.
+        feed(&mut s, 0, &cat(&[rep(0.9, 10), rep(0.1, 3)]));
+        assert_eq!(events(&mut s), vec![VadEvent::SpeechStart { at: 0 }]);
+        // The 4th quiet chunk covers the post-roll: the tentative end, once.
+        feed(&mut s, 13 * CHUNK, &rep(0.1, 3));
+        let ev = events(&mut s);
+        let [VadEvent::Tentative(tentative)] = ev.as_slice() else { panic!("{ev:?}") };
+        assert_eq!((tentative.speech_end, tentative.end), (10 * CHUNK, 10 * CHUNK + 1_600));
+        assert_audio_matches_times(tentative);
+        // Speech again before the hang-over ran out: void, and a new tentative at the next pause.
+        feed(&mut s, 16 * CHUNK, &cat(&[rep(0.9, 5), rep(0.1, 4)]));
+        let ev = events(&mut s);
+        let [VadEvent::Resumed, VadEvent::Tentative(tentative)] = ev.as_slice() else { panic!("{ev:?}") };
+        assert_eq!(tentative.speech_end, 21 * CHUNK);
+        // The hang-over runs out: the utterance is the tentative one, sample for sample.
+        feed(&mut s, 25 * CHUNK, &rep(0.1, 6));
+        let ev = events(&mut s);
+        assert_eq!(ev, vec![VadEvent::Utterance(tentative.clone())]);
+        // The end of the stream after a tentative end gives the same utterance too.
+        let mut s = seg();
+        feed(&mut s, 0, &cat(&[rep(0.9, 10), rep(0.1, 5)]));
+        let tentative = events(&mut s).into_iter().find_map(|e| match e {
+            VadEvent::Tentative(t) => Some(t),
+            _ => None,
+        });
+        s.finish();
+        assert_eq!(utterances(&events(&mut s)), vec![&tentative.unwrap()]);
     }
 
     #[test]
@@ -571,7 +661,10 @@ mod tests {
         assert_eq!(u.len(), 1, "{ev:?}");
         assert_eq!((u[0].speech_end, u[0].end), (461 * CHUNK, 461 * CHUNK + 1_600));
         assert!(!s.is_speaking());
-        assert_eq!(ev.len(), 2, "no SpeechStart for an empty rest: {ev:?}");
+        assert!(
+            matches!(ev.as_slice(), [VadEvent::SpeechStart { .. }, VadEvent::Tentative(t), VadEvent::Utterance(u)] if t == u),
+            "no SpeechStart for an empty rest; the tentative end held: {ev:?}"
+        );
     }
 
     #[test]
