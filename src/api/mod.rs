@@ -2,6 +2,7 @@
 //! and the pages served by the binary. The two sockets live with their stages ([`crate::chat`],
 //! [`crate::supervise`]); [`router`] mounts everything.
 
+pub mod alerts;
 pub mod auth;
 pub mod pages;
 pub mod recordings;
@@ -39,6 +40,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(alerts::router())
         .merge(pages::router())
         .merge(recordings::router())
         .merge(uploads::router(&app.config.uploads))
@@ -50,8 +52,8 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
-    paths(list_sessions, get_session, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
-    components(schemas(Card, SessionRecord, Problem, TokenRequest, TokenCreated,
+    paths(list_sessions, get_session, alerts::list_alerts, alerts::acknowledge, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
+    components(schemas(Card, SessionRecord, crate::store::AlertRecord, Problem, TokenRequest, TokenCreated,
         uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus)),
     modifiers(&BearerAuth)
 )]

@@ -14,7 +14,12 @@ use super::{Card, Channel, EndReason, SessionId};
 #[derive(Debug, Clone)]
 pub enum FeedEvent {
     Card(Arc<Card>),
-    Ended { session_id: SessionId, reason: EndReason },
+    Ended {
+        session_id: SessionId,
+        reason: EndReason,
+    },
+    /// An alert was raised or acknowledged.
+    Alert(Arc<crate::store::AlertRecord>),
 }
 
 /// What the registry keeps of a live session.
@@ -102,7 +107,8 @@ impl Registry {
         self.feeds.entry(tenant.to_string()).or_insert_with(|| broadcast::channel(FEED_CAPACITY).0).subscribe()
     }
 
-    fn publish(&self, tenant: &str, event: FeedEvent) {
+    /// Tells the tenant's supervisors (those subscribed now).
+    pub fn publish(&self, tenant: &str, event: FeedEvent) {
         if let Some(feed) = self.feeds.get(tenant) {
             let _ = feed.send(event);
         }

@@ -13,6 +13,10 @@ use crate::clock::{from_unix_ms, unix_ms};
 use crate::ingest::call::CallRecord;
 use crate::session::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, SessionId};
 
+mod alerts;
+
+pub use alerts::{AlertFilter, AlertRecord};
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
@@ -251,6 +255,8 @@ pub enum Write {
     Ended(Card, Vec<Hold>),
     /// A call's record, written when it starts and again when it ends.
     Call(SessionId, CallRecord),
+    /// An alert the rules stage raised.
+    Alert(AlertRecord),
 }
 
 // Jobs live only in the queue, so their size difference costs nothing worth a Box.
@@ -373,6 +379,7 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
                 .execute(&mut *tx)
                 .await?;
             }
+            Write::Alert(alert) => alerts::insert(&mut tx, alert).await?,
             Write::Ended(card, holds) => {
                 sqlx::query(
                     "UPDATE sessions SET state = 'ended', ended_at = $2, end_reason = $3, message_count = $4, \
@@ -411,11 +418,7 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
 
 fn card_from_row(row: &AnyRow) -> Result<Card, StoreError> {
     let id: String = row.try_get("id")?;
-    let channel = match row.try_get::<String, _>("channel")?.as_str() {
-        "chat" => Channel::Chat,
-        "voice" => Channel::Voice,
-        other => return Err(StoreError::Value(format!("channel {other:?}"))),
-    };
+    let channel = channel_from_str(&row.try_get::<String, _>("channel")?)?;
     let end_reason = row
         .try_get::<Option<String>, _>("end_reason")?
         .map(|r| serde_json::from_value::<EndReason>(serde_json::Value::String(r)))
@@ -441,6 +444,14 @@ fn card_from_row(row: &AnyRow) -> Result<Card, StoreError> {
         streams: Vec::new(),
     };
     Ok(card.at(time::OffsetDateTime::now_utc()))
+}
+
+fn channel_from_str(channel: &str) -> Result<Channel, StoreError> {
+    match channel {
+        "chat" => Ok(Channel::Chat),
+        "voice" => Ok(Channel::Voice),
+        other => Err(StoreError::Value(format!("channel {other:?}"))),
+    }
 }
 
 fn entry_from_row(row: &AnyRow) -> Result<Entry, StoreError> {

@@ -67,6 +67,10 @@ pub enum Out<'a> {
         #[serde(flatten)]
         partial: &'a Partial,
     },
+    /// An alert raised (or acknowledged) in the supervisor's tenant.
+    Alert {
+        alert: &'a crate::store::AlertRecord,
+    },
     Ok {
         #[serde(rename = "ref")]
         reference: &'a Option<serde_json::Value>,

@@ -99,6 +99,7 @@ impl<'a> Connection<'a> {
                     let sent = match event {
                         Ok(FeedEvent::Card(card)) => ws::send(socket, &Out::Card { card: card.at(now) }).await,
                         Ok(FeedEvent::Ended { session_id, reason }) => ws::send(socket, &Out::Ended { session_id, reason }).await,
+                        Ok(FeedEvent::Alert(alert)) => ws::send(socket, &Out::Alert { alert: &alert }).await,
                         Err(broadcast::error::RecvError::Lagged(_)) => self.snapshot(socket).await,
                         Err(broadcast::error::RecvError::Closed) => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
                     };
