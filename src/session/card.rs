@@ -41,6 +41,45 @@ pub struct Card {
     /// A call's media streams, one per speaker (empty for chats).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<StreamCard>,
+    /// Labels set by automations (and, later, by agents).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `low`, `medium`, `high` or `urgent`, once set.
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// The agent and team the session is assigned to (not necessarily who holds it now).
+    #[serde(default)]
+    pub assignee: Option<String>,
+    #[serde(default)]
+    pub team: Option<String>,
+    /// An automation muted the bot: visitor messages wait for a human.
+    #[serde(default)]
+    pub bot_muted: bool,
+    /// The SLA clock, once a policy applies.
+    #[serde(default)]
+    pub sla: Option<SlaClock>,
+}
+
+/// Where a session stands against its SLA policy, for the card's live clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SlaClock {
+    pub policy: String,
+    /// `active`, `hit`, `missed` or `active_with_misses`.
+    pub state: String,
+    /// The next deadline that runs, if any.
+    pub due: Option<SlaDue>,
+}
+
+/// One running SLA deadline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SlaDue {
+    /// `first_response`, `next_response` or `resolution`.
+    pub metric: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// The warning point has passed.
+    pub warning: bool,
 }
 
 /// Live media figures of one speaker's stream.
@@ -96,6 +135,12 @@ impl Card {
             ended_at: None,
             end_reason: None,
             streams: Vec::new(),
+            tags: Vec::new(),
+            priority: None,
+            assignee: None,
+            team: None,
+            bot_muted: false,
+            sla: None,
         }
     }
 

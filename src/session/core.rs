@@ -74,7 +74,24 @@ pub enum Input {
         speaker: String,
         digit: char,
     },
+    /// What the rules stage decided for this session.
+    Automation(SessionAction),
     Shutdown,
+}
+
+/// A change the rules stage makes to a session: an automation's action, or its SLA clock.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionAction {
+    AddTag(String),
+    RemoveTag(String),
+    SetPriority(String),
+    AssignAgent(String),
+    AssignTeam(String),
+    /// A message to the visitor, sent as the bot (whoever holds the chat).
+    SendMessage(String),
+    MuteBot,
+    Resolve,
+    Sla(Option<super::SlaClock>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,13 +220,13 @@ impl SessionCore {
                 let seq = self
                     .append(Entry { client_id: Some(client_id.clone()), ..entry(Author::Visitor, text.clone()) }, now);
                 self.client_ids.insert(client_id, seq);
-                if self.card.holder == Holder::Bot {
+                if self.card.holder == Holder::Bot && !self.card.bot_muted {
                     self.outputs.push_back(Output::AskBot { seq, text });
                 }
                 Ok(Reply::Stored { seq, duplicate: false })
             }
             Input::BotReply { text } => {
-                if self.card.holder == Holder::Bot {
+                if self.card.holder == Holder::Bot && !self.card.bot_muted {
                     self.append(entry(Author::Bot, text), now);
                 }
                 Ok(Reply::Done)
@@ -287,11 +304,35 @@ impl SessionCore {
                 self.end(EndReason::Hangup, now);
                 Ok(Reply::Done)
             }
+            Input::Automation(action) => {
+                self.automate(action, now);
+                Ok(Reply::Done)
+            }
             Input::Shutdown => {
                 self.end(EndReason::Interrupted, now);
                 Ok(Reply::Done)
             }
         }
+    }
+
+    fn automate(&mut self, action: SessionAction, now: Now) {
+        let card = &mut self.card;
+        match action {
+            SessionAction::AddTag(tag) if !card.tags.contains(&tag) => card.tags.push(tag),
+            SessionAction::RemoveTag(tag) => card.tags.retain(|t| *t != tag),
+            SessionAction::SetPriority(priority) => card.priority = Some(priority),
+            SessionAction::AssignAgent(agent) => card.assignee = Some(agent),
+            SessionAction::AssignTeam(team) => card.team = Some(team),
+            SessionAction::MuteBot => card.bot_muted = true,
+            SessionAction::Sla(sla) => card.sla = sla,
+            SessionAction::SendMessage(text) => {
+                self.append(entry(Author::Bot, text), now);
+                return;
+            }
+            SessionAction::Resolve => return self.end(EndReason::Resolved, now),
+            SessionAction::AddTag(_) => return,
+        }
+        self.outputs.push_back(Output::CardChanged);
     }
 
     fn take_over(&mut self, by: SupervisorId, agent_name: String, now: Now) -> Result<Reply, Refusal> {
@@ -447,6 +488,27 @@ mod tests {
         assert!(drain(&mut s).iter().any(|o| matches!(o, Output::AskBot { .. })));
         let holders: Vec<_> = s.holds().iter().map(|h| h.holder.clone()).collect();
         assert_eq!(holders, vec![Holder::Bot, Holder::Agent { name: "Dana".into() }, Holder::Bot]);
+    }
+
+    #[test]
+    fn automations_tag_mute_message_and_resolve() {
+        let now = start();
+        let mut s = session(now);
+        let act = |s: &mut SessionCore, a: SessionAction| s.handle(Input::Automation(a), now).unwrap();
+        act(&mut s, SessionAction::AddTag("vip".into()));
+        act(&mut s, SessionAction::AddTag("vip".into()));
+        act(&mut s, SessionAction::SetPriority("urgent".into()));
+        assert_eq!(s.card().tags, vec!["vip".to_string()], "a tag is kept once");
+        assert_eq!(s.card().priority.as_deref(), Some("urgent"));
+        assert!(drain(&mut s).contains(&Output::CardChanged));
+        act(&mut s, SessionAction::SendMessage("Hi there".into()));
+        assert_eq!(s.entries_after(0)[0].author, Author::Bot);
+        act(&mut s, SessionAction::MuteBot);
+        drain(&mut s);
+        visitor(&mut s, "c1", "hi", now).unwrap();
+        assert!(!drain(&mut s).iter().any(|o| matches!(o, Output::AskBot { .. })), "a muted bot is not asked");
+        act(&mut s, SessionAction::Resolve);
+        assert_eq!(s.card().end_reason, Some(EndReason::Resolved));
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod registry;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-pub use card::{Card, StreamCard};
+pub use card::{Card, SlaClock, SlaDue, StreamCard};
 pub use registry::Registry;
 
 /// Sessions are named by UUIDs, rendered in their hyphenated text form.
@@ -100,6 +100,8 @@ pub enum EndReason {
     Interrupted,
     /// A call's party hung up, or hark did (media timeout); the call record has the cause.
     Hangup,
+    /// An automation resolved it.
+    Resolved,
 }
 
 impl EndReason {
@@ -109,6 +111,7 @@ impl EndReason {
             EndReason::Idle => "idle",
             EndReason::Interrupted => "interrupted",
             EndReason::Hangup => "hangup",
+            EndReason::Resolved => "resolved",
         }
     }
 }

@@ -58,7 +58,8 @@ pub struct TokenRow {
 }
 
 const CARD_COLUMNS: &str = "id, tenant, site, channel, state, started_at, ended_at, end_reason, \
-     message_count, last_message, last_message_at, country, device, holder, sentiment";
+     message_count, last_message, last_message_at, country, device, holder, sentiment, tags, priority, assignee, \
+     team, sla";
 
 impl Store {
     /// Connects, migrates, and closes sessions a crash left live as `interrupted`.
@@ -383,7 +384,8 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
             Write::Ended(card, holds) => {
                 sqlx::query(
                     "UPDATE sessions SET state = 'ended', ended_at = $2, end_reason = $3, message_count = $4, \
-                     last_message = $5, last_message_at = $6, holder = $7, sentiment = $8 WHERE id = $1",
+                     last_message = $5, last_message_at = $6, holder = $7, sentiment = $8, tags = $9, priority = $10, \
+                     assignee = $11, team = $12, sla = $13 WHERE id = $1",
                 )
                 .bind(card.session_id.to_string())
                 .bind(card.ended_at.map(unix_ms))
@@ -393,6 +395,11 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
                 .bind(card.last_message_at.map(unix_ms))
                 .bind(serde_json::to_string(&card.holder)?)
                 .bind(card.sentiment.map(f64::from))
+                .bind(serde_json::to_string(&card.tags)?)
+                .bind(card.priority.clone())
+                .bind(card.assignee.clone())
+                .bind(card.team.clone())
+                .bind(card.sla.as_ref().map(serde_json::to_string).transpose()?)
                 .execute(&mut *tx)
                 .await?;
                 for (idx, hold) in holds.iter().enumerate() {
@@ -442,6 +449,16 @@ fn card_from_row(row: &AnyRow) -> Result<Card, StoreError> {
         ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(from_unix_ms),
         end_reason,
         streams: Vec::new(),
+        tags: row
+            .try_get::<Option<String>, _>("tags")?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()?
+            .unwrap_or_default(),
+        priority: row.try_get("priority")?,
+        assignee: row.try_get("assignee")?,
+        team: row.try_get("team")?,
+        bot_muted: false,
+        sla: row.try_get::<Option<String>, _>("sla")?.map(|s| serde_json::from_str(&s)).transpose()?,
     };
     Ok(card.at(time::OffsetDateTime::now_utc()))
 }
