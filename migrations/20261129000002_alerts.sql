@@ -5,7 +5,6 @@ CREATE TABLE alerts (
     id              TEXT PRIMARY KEY,
     tenant          TEXT NOT NULL,
     session_id      TEXT NOT NULL,
-    channel         TEXT NOT NULL,
     rule_id         TEXT NOT NULL,
     rule_name       TEXT NOT NULL,
     kind            TEXT NOT NULL,

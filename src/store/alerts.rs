@@ -6,7 +6,7 @@ use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
 use crate::clock::{from_unix_ms, unix_ms};
-use crate::session::{Channel, SessionId};
+use crate::session::SessionId;
 
 use super::{Store, StoreError};
 
@@ -18,7 +18,6 @@ pub struct AlertRecord {
     pub tenant: String,
     #[schema(value_type = String)]
     pub session_id: SessionId,
-    pub channel: Channel,
     pub rule_id: String,
     pub rule_name: String,
     /// `score`, `phrase`, `emotion`, `silence`, `hold` or `sla`.
@@ -54,18 +53,17 @@ pub struct AlertFilter {
     pub limit: i64,
 }
 
-const COLUMNS: &str = "id, tenant, session_id, channel, rule_id, rule_name, kind, severity, message, evidence, \
+const COLUMNS: &str = "id, tenant, session_id, rule_id, rule_name, kind, severity, message, evidence, \
      raised_at, acknowledged_at, acknowledged_by";
 
 pub(super) async fn insert(tx: &mut Transaction<'_, Any>, alert: &AlertRecord) -> Result<(), StoreError> {
     sqlx::query(&format!(
-        "INSERT INTO alerts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+        "INSERT INTO alerts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (id) DO NOTHING"
     ))
     .bind(alert.id.to_string())
     .bind(&alert.tenant)
     .bind(alert.session_id.to_string())
-    .bind(alert.channel.as_str())
     .bind(&alert.rule_id)
     .bind(&alert.rule_name)
     .bind(&alert.kind)
@@ -167,7 +165,6 @@ fn alert_from_row(row: &AnyRow) -> Result<AlertRecord, StoreError> {
         id: uuid("id")?,
         tenant: row.try_get("tenant")?,
         session_id: uuid("session_id")?,
-        channel: super::channel_from_str(&row.try_get::<String, _>("channel")?)?,
         rule_id: row.try_get("rule_id")?,
         rule_name: row.try_get("rule_name")?,
         kind: row.try_get("kind")?,
