@@ -27,7 +27,14 @@ pub struct Config {
     pub recordings: RecordingsConfig,
     pub uploads: UploadsConfig,
     pub speech: crate::speech::SpeechConfig,
+    pub rules: RulesSettings,
     pub sites: Vec<SiteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSettings {
+    pub file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

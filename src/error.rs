@@ -13,6 +13,16 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// Every field a request got wrong (RFC 9457's `invalid-params`), when there are several.
+    #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
+    pub invalid_params: Vec<InvalidParam>,
+}
+
+/// One bad field of a request: its path (`alerts[2].condition.value`) and what is wrong.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvalidParam {
+    pub name: String,
+    pub reason: String,
 }
 
 impl Problem {
@@ -22,7 +32,18 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             detail: detail.into(),
+            invalid_params: Vec::new(),
         }
+    }
+
+    /// 400 naming every bad field; the detail names the first.
+    pub fn invalid(params: Vec<InvalidParam>) -> Problem {
+        let detail = match params.first() {
+            Some(first) if first.name.is_empty() => first.reason.clone(),
+            Some(first) => format!("{}: {}", first.name, first.reason),
+            None => "invalid request".into(),
+        };
+        Problem { invalid_params: params, ..Problem::bad_request(detail) }
     }
 
     pub fn not_found(detail: impl Into<String>) -> Problem {

@@ -9,6 +9,7 @@
 //! - [`chat`]: the widget socket `/v1/chat`, the bot that answers while no human holds a chat.
 //! - [`session`]: the registry of live sessions, one owner task per session, its pure core,
 //!   events and the live card.
+//! - [`rules`]: alert rules, SLA clocks and automations, evaluated per event.
 //! - [`supervise`]: the supervisor socket `/v1/supervise`: live cards, watch, take over.
 //! - [`store`]: finished and live sessions in SQLite (default) or PostgreSQL.
 //! - [`api`]: REST routes, bearer-token auth, health, OpenAPI.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod ingest;
 pub mod media;
 pub mod metrics;
+pub mod rules;
 pub mod server;
 pub mod session;
 pub mod speech;

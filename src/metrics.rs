@@ -34,6 +34,13 @@ pub const RECORDING_TRANSCODE_QUEUE: &str = "hark_recording_transcode_queue";
 /// Counter: partial transcripts dropped because newer audio or a final made them stale, or the
 /// queue was full.
 pub const ASR_PARTIALS_DROPPED: &str = "hark_asr_partials_dropped_total";
+/// Counter: alerts raised by the rules stage, by `kind` and `severity`.
+pub const ALERTS: &str = "hark_alerts_total";
+/// Counter: SLA clock changes, by `metric` (first_response, next_response, resolution) and
+/// `status` (warning, breached, hit, cancelled).
+pub const SLA_CHANGES: &str = "hark_sla_changes_total";
+/// Counter: rules webhooks (alert webhook, automation webhook actions) given up after retries.
+pub const RULES_WEBHOOK_FAILURES: &str = "hark_rules_webhook_failures_total";
 /// Gauge: utterances waiting for a Whisper worker.
 pub const ASR_QUEUE: &str = "hark_asr_queue";
 /// Counter: decodes no longer wanted (a tentative final the speaker talked past), label
@@ -109,6 +116,9 @@ fn describe() {
     describe_counter!(SPEECH_FRAMES_DROPPED, "Audio frames dropped because the speech stage fell behind");
     describe_gauge!(RECORDING_TRANSCODE_QUEUE, "Finished calls whose recordings wait to be transcoded");
     describe_counter!(ASR_PARTIALS_DROPPED, "Partial transcripts dropped (stale or queue full)");
+    describe_counter!(ALERTS, "Alerts raised by the rules stage, by kind and severity");
+    describe_counter!(SLA_CHANGES, "SLA clock changes, by metric and status");
+    describe_counter!(RULES_WEBHOOK_FAILURES, "Rules webhooks given up after their retries");
     describe_gauge!(ASR_QUEUE, "Utterances waiting for a Whisper worker");
     describe_counter!(ASR_ABANDONED, "Decodes no longer wanted when their turn came or they ended, by decoded");
     describe_histogram!(ASR_DECODE_SECONDS, Unit::Seconds, "Whisper decode time per utterance, by kind");

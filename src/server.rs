@@ -45,6 +45,8 @@ pub struct App {
     pub transcoder: crate::ingest::recording::Transcoder,
     /// The speech stage calls are transcribed by (`None` when `speech.enabled` is off).
     pub speech: Option<Arc<crate::speech::live::Engine>>,
+    /// The rules stage: alerts, SLA clocks, automations.
+    pub rules: crate::rules::stage::Rules,
 }
 
 /// A site that may embed the widget.
@@ -75,6 +77,8 @@ pub enum StartError {
     Serve(std::io::Error),
     #[error(transparent)]
     Speech(#[from] crate::speech::SpeechError),
+    #[error("rules from {source_name}: {errors}")]
+    Rules { source_name: String, errors: String },
 }
 
 impl App {
@@ -103,14 +107,29 @@ impl App {
             idle_timeout: Duration::from_secs(config.chat.idle_timeout_secs),
             release_grace: Duration::from_secs(config.supervise.release_grace_secs),
         };
-        let sessions =
-            actor::Context { registry: registry.clone(), writer: writer.clone(), clock: clock.clone(), timing };
+        let rules = crate::rules::stage::Rules::start(
+            load_rules(&config.rules, &store).await?,
+            crate::rules::stage::StageContext {
+                registry: registry.clone(),
+                writer: writer.clone(),
+                clock: clock.clone(),
+                http: client.clone(),
+            },
+        );
+        let sessions = actor::Context {
+            registry: registry.clone(),
+            writer: writer.clone(),
+            clock: clock.clone(),
+            timing,
+            rules: rules.clone(),
+        };
         let speech = match config.speech.enabled {
             true => Some(Arc::new(crate::speech::live::Engine::start(&config.speech)?)),
             false => None,
         };
         Ok(Arc::new(App {
             speech,
+            rules,
             transcoder: crate::ingest::recording::Transcoder::start(&config.data_dir, writer.clone()),
             calls: TaskTracker::new(),
             streams: crate::ingest::stream::Streams::new(Duration::from_secs(config.streams.reconnect_grace_secs)),
@@ -126,6 +145,29 @@ impl App {
             shutdown: CancellationToken::new(),
         }))
     }
+}
+
+/// The rule set saved through REST, else `rules.file`, else the embedded default, as an engine.
+async fn load_rules(
+    settings: &crate::config::RulesSettings,
+    store: &Store,
+) -> Result<crate::rules::RulesEngine, StartError> {
+    use crate::rules::{RulesConfig, RulesEngine};
+    let fail = |source_name: &str, errors: Vec<crate::rules::FieldError>| StartError::Rules {
+        source_name: source_name.into(),
+        errors: errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+    };
+    let (source_name, parsed) = if let Some(json) = store.rules_config().await? {
+        ("the database (saved through /v1/rules)".to_string(), RulesConfig::from_json(&json))
+    } else if settings.file.is_empty() {
+        ("config/rules.toml (embedded)".to_string(), RulesConfig::from_toml(crate::rules::stage::DEFAULT_RULES))
+    } else {
+        let text = std::fs::read_to_string(&settings.file)
+            .map_err(|e| fail(&settings.file, vec![crate::rules::FieldError::new("", e.to_string())]))?;
+        (settings.file.clone(), RulesConfig::from_toml(&text))
+    };
+    let config = parsed.map_err(|e| fail(&source_name, vec![e]))?;
+    RulesEngine::new(config).map_err(|errors| fail(&source_name, errors))
 }
 
 fn load_faq(path: &str) -> Result<Faq, StartError> {

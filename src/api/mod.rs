@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod auth;
 pub mod pages;
 pub mod recordings;
+pub mod rules;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(alerts::router())
+        .merge(rules::router())
         .merge(pages::router())
         .merge(recordings::router())
         .merge(uploads::router(&app.config.uploads))
@@ -52,8 +54,10 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
-    paths(list_sessions, get_session, alerts::list_alerts, alerts::acknowledge, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
-    components(schemas(Card, SessionRecord, crate::store::AlertRecord, Problem, TokenRequest, TokenCreated,
+    paths(list_sessions, get_session, alerts::list_alerts, alerts::acknowledge,
+        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
+    components(schemas(Card, SessionRecord, crate::store::AlertRecord, crate::rules::RulesConfig, Problem,
+        crate::error::InvalidParam, TokenRequest, TokenCreated,
         uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus)),
     modifiers(&BearerAuth)
 )]

@@ -14,7 +14,9 @@ use crate::store::{SessionRecord, Write, Writer};
 
 use super::core::{Input, Output, Refusal, Reply, SessionCore, Timing};
 use super::registry::{Live, Registry};
-use super::{Card, EndReason, Entry, Holder, Partial, SessionId};
+use super::{Author, Card, EndReason, Entry, Holder, Partial, SessionId};
+use crate::rules::stage::Rules;
+use crate::rules::{self, EventKind, SessionFacts};
 
 /// An event on a session's own stream.
 #[derive(Debug, Clone)]
@@ -75,6 +77,8 @@ pub struct Context {
     pub clock: Clock,
     /// Timing of chats (calls bring their own).
     pub timing: Timing,
+    /// The rules stage, told every event of every session.
+    pub rules: Rules,
 }
 
 /// Starts the owner task of a new session with `card` and its `timing`; returns its resume
@@ -86,6 +90,7 @@ pub async fn start(ctx: &Context, card: Card, bot: Arc<Bot>, timing: Timing) -> 
     let (commands, rx) = mpsc::channel(COMMANDS);
     let live = Live { commands: commands.clone(), card: Arc::new(core.card().clone()) };
     ctx.writer.send(Write::Started(core.card().clone())).await;
+    ctx.rules.send(rule_event(core.card(), EventKind::SessionCreated(facts(core.card())))).await;
     ctx.registry.insert(live.clone(), resume_token.clone());
     let actor = Actor {
         id: core.card().session_id,
@@ -98,6 +103,7 @@ pub async fn start(ctx: &Context, card: Card, bot: Arc<Bot>, timing: Timing) -> 
         resume_token: resume_token.clone(),
         visitor: None,
         next_conn: 0,
+        automating: false,
     };
     ctx.registry.tasks.spawn(actor.run());
     (resume_token, live)
@@ -115,6 +121,9 @@ struct Actor {
     resume_token: String,
     visitor: Option<(u64, oneshot::Sender<()>)>,
     next_conn: u64,
+    /// The input being dispatched came from the rules stage: its effects are not reported
+    /// back to it as events (the engine counted them already).
+    automating: bool,
 }
 
 impl Actor {
@@ -150,6 +159,7 @@ impl Actor {
     fn on_command(&mut self, command: Command) -> Option<(ReplyTx, Result<Reply, Refusal>)> {
         match command {
             Command::Input(input, reply) => {
+                self.automating = matches!(*input, Input::Automation(_));
                 let result = self.core.handle(*input, self.ctx.clock.now());
                 return reply.map(|reply| (reply, result));
             }
@@ -192,6 +202,7 @@ impl Actor {
     /// visitor or supervisor has seen (an ack included) can be lost by a crash.
     async fn dispatch(&mut self) {
         let mut publish = Vec::new();
+        let mut rule_events = Vec::new();
         let mut card_changed = false;
         let mut ended = None;
         while let Some(output) = self.core.poll_output() {
@@ -201,9 +212,23 @@ impl Actor {
                     metrics::counter!(crate::metrics::MESSAGES, "channel" => channel, "role" => entry.author.role())
                         .increment(1);
                     self.ctx.writer.send(Write::Entry(self.id, entry.clone())).await;
+                    rule_events.extend(entry_event(&entry));
+                    if let (Some(_), Author::Customer, Some(value)) =
+                        (&entry.speech, &entry.author, self.core.card().sentiment)
+                    {
+                        // The card's live sentiment (a moving average over the customer's lines).
+                        rule_events.push(EventKind::ScoreUpdated { score: rules::CUSTOMER_SENTIMENT.into(), value });
+                    }
                     publish.push(Event::Entry(Arc::new(entry), Instant::now()));
                 }
-                Output::HolderChanged(holder) => publish.push(Event::Holder(holder)),
+                Output::HolderChanged(holder) => {
+                    match &holder {
+                        Holder::Agent { name } => rule_events.push(EventKind::TakeOver { agent: name.clone() }),
+                        Holder::Bot => rule_events.push(EventKind::Leave),
+                        Holder::Waiting { .. } => {}
+                    }
+                    publish.push(Event::Holder(holder));
+                }
                 Output::Partial(partial) => publish.push(Event::Partial(Arc::from(partial))),
                 Output::AskBot { seq, text } => self.ask_bot(seq, text),
                 Output::CardChanged => card_changed = true,
@@ -219,6 +244,14 @@ impl Actor {
         }
         for event in publish {
             let _ = self.events.send(event);
+        }
+        if ended.is_some() {
+            rule_events.push(EventKind::SessionEnded);
+        }
+        if !std::mem::take(&mut self.automating) {
+            for kind in rule_events {
+                self.ctx.rules.send(rule_event(self.core.card(), kind)).await;
+            }
         }
         if let Some(reason) = ended {
             let card = self.core.card();
@@ -267,5 +300,32 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The rules stage's view of a session's event.
+fn rule_event(card: &Card, kind: EventKind) -> rules::Event {
+    rules::Event { session: card.session_id, tenant: card.tenant.clone(), kind }
+}
+
+/// What rules may test about a new session.
+fn facts(card: &Card) -> SessionFacts {
+    SessionFacts { country: card.country.clone(), inbox: Some(card.site.clone()), ..SessionFacts::new(card.channel) }
+}
+
+/// A log entry as rules see it: a chat message or a call's utterance. System notices are not
+/// messages.
+fn entry_event(entry: &Entry) -> Option<EventKind> {
+    match &entry.speech {
+        Some(speech) => Some(EventKind::Utterance {
+            speaker: entry.author.clone(),
+            text: entry.text.clone(),
+            emotion: speech.emotion.clone(),
+            sentiment: speech.sentiment,
+            start_ms: speech.start_ms,
+            end_ms: speech.end_ms,
+        }),
+        None if entry.author == Author::System => None,
+        None => Some(EventKind::Message { author: entry.author.clone(), text: entry.text.clone() }),
     }
 }

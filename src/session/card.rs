@@ -78,8 +78,6 @@ pub struct SlaDue {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
-    /// The warning point has passed.
-    pub warning: bool,
 }
 
 /// Live media figures of one speaker's stream.

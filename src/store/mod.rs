@@ -13,9 +13,9 @@ use crate::clock::{from_unix_ms, unix_ms};
 use crate::ingest::call::CallRecord;
 use crate::session::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, SessionId};
 
-mod alerts;
+mod rules;
 
-pub use alerts::{AlertFilter, AlertRecord};
+pub use rules::{AlertFilter, AlertRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -380,7 +380,7 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
                 .execute(&mut *tx)
                 .await?;
             }
-            Write::Alert(alert) => alerts::insert(&mut tx, alert).await?,
+            Write::Alert(alert) => rules::insert_alert(&mut tx, alert).await?,
             Write::Ended(card, holds) => {
                 sqlx::query(
                     "UPDATE sessions SET state = 'ended', ended_at = $2, end_reason = $3, message_count = $4, \

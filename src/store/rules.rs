@@ -1,5 +1,6 @@
-//! Alerts as stored: written by the store's writer as they are raised (so none is lost), listed
-//! with filters newest first, and acknowledged once.
+//! What the rules stage keeps: alerts (written by the store's writer as they are raised, so
+//! none is lost; listed with filters newest first; acknowledged once) and the rule set as last
+//! changed through REST.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -56,7 +57,7 @@ pub struct AlertFilter {
 const COLUMNS: &str = "id, tenant, session_id, rule_id, rule_name, kind, severity, message, evidence, \
      raised_at, acknowledged_at, acknowledged_by";
 
-pub(super) async fn insert(tx: &mut Transaction<'_, Any>, alert: &AlertRecord) -> Result<(), StoreError> {
+pub(super) async fn insert_alert(tx: &mut Transaction<'_, Any>, alert: &AlertRecord) -> Result<(), StoreError> {
     sqlx::query(&format!(
         "INSERT INTO alerts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (id) DO NOTHING"
@@ -153,6 +154,29 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(alert_from_row).transpose()
+    }
+}
+
+impl Store {
+    /// The rule set last saved through REST, as JSON, if any.
+    pub async fn rules_config(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT config FROM rules_config WHERE id = 1").fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get("config")).transpose()?)
+    }
+
+    /// Saves the rule set (JSON) changed through REST by `by`.
+    pub async fn put_rules_config(&self, config: &str, by: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO rules_config (id, config, updated_at, updated_by) VALUES (1, $1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at, \
+             updated_by = excluded.updated_by",
+        )
+        .bind(config)
+        .bind(unix_ms(at))
+        .bind(by)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 
