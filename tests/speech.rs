@@ -267,3 +267,20 @@ fn wer_normalises_case_punctuation_and_numbers() {
     assert_eq!(word_errors("Mister Quilter is", "Mr. Quilter is"), (0, 3));
     assert_eq!(word_errors("a b c", "a x c d"), (2, 3));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lone_decode_uses_the_idle_workers_threads_and_never_more_than_the_pool_has() {
+    let model = models_dir().join("ggml-tiny.en.bin");
+    let samples: Arc<[f32]> = common::wav_samples(&common::fixtures().join("audio/jfk_ask_not.wav"))[..3 * 16_000]
+        .iter()
+        .map(|&s| f32::from(s) / 32768.0)
+        .collect();
+    let request =
+        || Request { stream: (uuid::Uuid::nil(), 0), kind: Kind::Final, samples: samples.clone(), start_ms: 0 };
+    let two = Transcriber::start(&model, &AsrSettings { workers: 2, threads_per_worker: 1, ..AsrSettings::default() });
+    let alone = two.unwrap().transcribe(request()).await.unwrap().unwrap();
+    assert_eq!(alone.threads, 2, "alone in an idle pool of 2 workers × 1 thread");
+    assert!(alone.text.to_lowercase().contains("fellow americans"), "{}", alone.text);
+    let one = Transcriber::start(&model, &AsrSettings { workers: 1, threads_per_worker: 1, ..AsrSettings::default() });
+    assert_eq!(one.unwrap().transcribe(request()).await.unwrap().unwrap().threads, 1, "never more than the pool owns");
+}

@@ -12,6 +12,12 @@
 //!
 //! Workers take finals first, then partials, then recorded utterances.
 //!
+//! The pool owns `workers × threads_per_worker` threads' worth of CPU. A decode that starts
+//! while nothing else waits and the other workers are idle borrows their threads too (one call
+//! at a time gets its line about twice as fast); a worker that finds too few threads free waits
+//! for them, so the pool never runs more whisper.cpp threads than it owns (whisper.cpp's threads
+//! spin at their barriers and collapse when they outnumber the cores).
+//!
 //! Each decode covers only the utterance: `audio_ctx` is sized to its length plus a margin
 //! (whisper.cpp loops on repeated text when the context is cut exactly at the audio's end), one
 //! segment, bounded tokens, greedy decoding with no temperature fallback. Segments that look like
@@ -45,7 +51,8 @@ const MIN_SAMPLES: usize = RATE + RATE / 20;
 pub struct AsrSettings {
     /// Worker threads, each decoding one utterance at a time.
     pub workers: usize,
-    /// Threads whisper.cpp uses inside one decode.
+    /// Threads whisper.cpp uses inside one decode (a decode alone in the pool uses the idle
+    /// workers' threads too).
     pub threads_per_worker: usize,
     /// Spoken language (`en` for the `.en` models; `auto` detects it per utterance).
     pub language: String,
@@ -145,6 +152,8 @@ pub struct Transcript {
     pub words: Vec<Word>,
     /// Time the decode took on its worker.
     pub decode: Duration,
+    /// whisper.cpp threads it ran on.
+    pub threads: usize,
 }
 
 /// The outcome of a request: a transcript, or `None` for a partial that was superseded or
@@ -164,9 +173,15 @@ struct Queue {
     partials: VecDeque<Job>,
     recorded: VecDeque<Job>,
     stopped: bool,
+    /// Whisper threads no decode is using now.
+    free_threads: usize,
 }
 
 impl Queue {
+    fn is_empty(&self) -> bool {
+        self.finals.is_empty() && self.partials.is_empty() && self.recorded.is_empty()
+    }
+
     /// Sets the queue gauge to what waits now.
     fn report(&self) {
         metrics::gauge!(crate::metrics::ASR_QUEUE)
@@ -199,7 +214,8 @@ impl Transcriber {
         let context = WhisperContext::new_with_params(model, WhisperContextParameters::default())
             .map_err(|source| AsrError::Model { path: model.display().to_string(), source })?;
         let context = Arc::new(context);
-        let shared = Arc::new(Shared { queue: Mutex::new(Queue::default()), ready: Condvar::new() });
+        let queue = Queue { free_threads: settings.workers * settings.threads_per_worker, ..Queue::default() };
+        let shared = Arc::new(Shared { queue: Mutex::new(queue), ready: Condvar::new() });
         let mut workers = Vec::with_capacity(settings.workers);
         for index in 0..settings.workers {
             let state = context.create_state()?;
@@ -294,29 +310,37 @@ impl Drop for Transcriber {
 }
 
 /// A worker: finals first, then partials, then recorded utterances, until the pool stops and
-/// the queue is empty.
+/// the queue is empty. It starts a decode only with at least its own threads free, and takes
+/// every free thread when nothing else waits (see the module doc).
 fn work(shared: &Shared, mut decoder: Decoder) {
+    let own = decoder.settings.threads_per_worker;
     loop {
-        let job = {
+        let (job, threads) = {
             let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             loop {
-                let next = queue.finals.pop_front().or_else(|| queue.partials.pop_front());
-                if let Some(job) = next.or_else(|| queue.recorded.pop_front()) {
-                    queue.report();
-                    break job;
+                if queue.free_threads >= own {
+                    let next = queue.finals.pop_front().or_else(|| queue.partials.pop_front());
+                    if let Some(job) = next.or_else(|| queue.recorded.pop_front()) {
+                        if job.reply.is_closed() {
+                            metrics::counter!(crate::metrics::ASR_ABANDONED, "decoded" => "false").increment(1);
+                            continue;
+                        }
+                        let threads = if queue.is_empty() { queue.free_threads } else { own };
+                        queue.free_threads -= threads;
+                        queue.report();
+                        break (job, threads);
+                    }
                 }
-                if queue.stopped {
+                if queue.stopped && queue.is_empty() {
                     return;
                 }
                 queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
             }
         };
-        if job.reply.is_closed() {
-            metrics::counter!(crate::metrics::ASR_ABANDONED, "decoded" => "false").increment(1);
-            continue;
-        }
         let kind = job.request.kind.as_str();
-        let answer = decoder.decode(&job.request.samples, job.request.start_ms);
+        let answer = decoder.decode(&job.request.samples, job.request.start_ms, threads);
+        shared.queue.lock().unwrap_or_else(|e| e.into_inner()).free_threads += threads;
+        shared.ready.notify_all();
         if let Ok(transcript) = &answer {
             metrics::histogram!(crate::metrics::ASR_DECODE_SECONDS, "kind" => kind)
                 .record(transcript.decode.as_secs_f64());
@@ -338,7 +362,7 @@ struct Decoder {
 impl Decoder {
     /// Transcribes one utterance. A decode that loops (the sign of a context cut too short) is
     /// run once more with Whisper's whole window before its text is given up.
-    fn decode(&mut self, samples: &[f32], start_ms: u64) -> Result<Transcript, AsrError> {
+    fn decode(&mut self, samples: &[f32], start_ms: u64, threads: usize) -> Result<Transcript, AsrError> {
         let started = Instant::now();
         let mut padded;
         let audio = if samples.len() < MIN_SAMPLES {
@@ -349,10 +373,10 @@ impl Decoder {
             samples
         };
         let ctx = audio_ctx(audio.len(), self.settings.audio_ctx_margin);
-        let mut segments = self.run(audio, ctx)?;
+        let mut segments = self.run(audio, ctx, threads)?;
         if ctx < MAX_AUDIO_CTX && segments.iter().any(|(verdict, _)| *verdict == Verdict::Loop) {
             tracing::debug!(ctx, "decode looped; again with the whole window");
-            segments = self.run(audio, MAX_AUDIO_CTX)?;
+            segments = self.run(audio, MAX_AUDIO_CTX, threads)?;
         }
         let mut text = String::new();
         let mut words: Vec<Word> = Vec::new();
@@ -365,15 +389,15 @@ impl Decoder {
             text.push_str(&segment_text);
             words.extend(group_words(&tokens, start_ms, samples.len()));
         }
-        Ok(Transcript { text: text.trim().to_string(), words, decode: started.elapsed() })
+        Ok(Transcript { text: text.trim().to_string(), words, decode: started.elapsed(), threads })
     }
 
     /// One whisper.cpp decode of `audio` with `ctx` encoder positions: each segment's text
     /// tokens and the guard's verdict on them.
-    fn run(&mut self, audio: &[f32], ctx: usize) -> Result<Vec<(Verdict, Vec<Token>)>, AsrError> {
+    fn run(&mut self, audio: &[f32], ctx: usize, threads: usize) -> Result<Vec<(Verdict, Vec<Token>)>, AsrError> {
         let settings = &self.settings;
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(settings.threads_per_worker as i32);
+        params.set_n_threads(threads as i32);
         let language = (settings.language != "auto").then_some(settings.language.as_str());
         params.set_language(language);
         params.set_detect_language(language.is_none());

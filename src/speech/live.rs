@@ -191,7 +191,7 @@ async fn drain(engine: &Engine, call: uuid::Uuid, live: bool, track: &mut Track)
                 track.revision = 0;
                 track.partial_until = at;
             }
-            VadEvent::Tentative(utterance) if live => {
+            VadEvent::Tentative(utterance) if live && engine.config.tentative_finals => {
                 let times = (utterance.start, utterance.end);
                 let answer = submit(engine, (call, track.index), kind, utterance.samples.into(), utterance.start).await;
                 track.tentative = Some((times, answer));

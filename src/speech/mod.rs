@@ -29,6 +29,9 @@ pub struct SpeechConfig {
     pub whisper_model: PathBuf,
     /// How often a partial transcript of the utterance in progress is made.
     pub partial_interval_ms: u64,
+    /// Ask for a live final as soon as the speaker paused for the post-roll, while the
+    /// hang-over runs out (see `live`); off: only once the hang-over has passed.
+    pub tentative_finals: bool,
     pub vad: vad::VadSettings,
     pub asr: asr::AsrSettings,
 }
