@@ -177,7 +177,16 @@ async fn expect_bye(uac: &Uac, within: std::time::Duration) -> std::time::Instan
 
 #[tokio::test]
 async fn hold_suspends_the_media_timeout_and_silence_after_resume_hangs_up() {
-    let (server, port) = sip_server(&[("HARK_SIP_MEDIA_TIMEOUT_SECS", "1")]).await;
+    // A rule on holds longer than a second, to see the hold reach the rules stage.
+    let rules = tempfile::tempdir().unwrap();
+    let rules_file = rules.path().join("rules.toml");
+    std::fs::write(
+        &rules_file,
+        "[[alerts]]\nid = \"hold\"\nname = \"Long hold\"\ncondition = { kind = \"hold\", seconds = 1 }\n",
+    )
+    .unwrap();
+    let rules_file = rules_file.display().to_string();
+    let (server, port) = sip_server(&[("HARK_SIP_MEDIA_TIMEOUT_SECS", "1"), ("HARK_RULES_FILE", &rules_file)]).await;
     let mut uac = Uac::new(port).await;
     let rtp = rtp_socket().await;
     let hark_rtp = call(&mut uac, &rtp).await;
@@ -191,6 +200,8 @@ async fn hold_suspends_the_media_timeout_and_silence_after_resume_hangs_up() {
     assert!(answer.body.contains("a=inactive"), "{}", answer.body);
     uac.send("ACK", "", "").await;
     assert!(uac.recv_within(std::time::Duration::from_millis(2500)).await.is_none(), "no BYE while held");
+    let (_, alerts) = server.get("/v1/alerts?kind=hold", ADMIN).await;
+    assert_eq!(alerts.as_array().map(Vec::len), Some(1), "the hold passed a second: {alerts}");
 
     // Resume, then stop sending: hark hangs up after the timeout.
     let resumed = pcmu_offer(rtp.local_addr().unwrap().port(), "sendrecv");

@@ -240,6 +240,11 @@ impl LiveCall {
         let _ = self.live.commands.send(Command::input(Input::Streams(cards), None)).await;
     }
 
+    /// The call was put on hold (every stream) or resumed.
+    pub async fn hold(&self, on: bool) {
+        let _ = self.live.commands.send(Command::input(Input::Hold(on), None)).await;
+    }
+
     /// A DTMF digit (RFC 4733 or the protocol's own event) pressed by `speaker`.
     pub async fn dtmf(&self, speaker: usize, digit: char) {
         let Some(stream) = self.record.streams.get(speaker) else { return };

@@ -232,6 +232,7 @@ impl Actor {
                 Output::Partial(partial) => publish.push(Event::Partial(Arc::from(partial))),
                 Output::AskBot { seq, text } => self.ask_bot(seq, text),
                 Output::CardChanged => card_changed = true,
+                Output::Hold(on) => rule_events.push(if on { EventKind::HoldStarted } else { EventKind::HoldEnded }),
                 Output::Ended(reason) => {
                     let card = self.core.card().clone();
                     self.ctx.writer.send(Write::Ended(card, self.core.holds().to_vec())).await;

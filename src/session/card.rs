@@ -55,6 +55,9 @@ pub struct Card {
     /// An automation muted the bot: visitor messages wait for a human.
     #[serde(default)]
     pub bot_muted: bool,
+    /// A call put on hold (by a SIP re-INVITE).
+    #[serde(default)]
+    pub on_hold: bool,
     /// The SLA clock, once a policy applies.
     #[serde(default)]
     pub sla: Option<SlaClock>,
@@ -138,6 +141,7 @@ impl Card {
             assignee: None,
             team: None,
             bot_muted: false,
+            on_hold: false,
             sla: None,
         }
     }

@@ -74,6 +74,8 @@ pub enum Input {
         speaker: String,
         digit: char,
     },
+    /// The call was put on hold (true) or resumed (false).
+    Hold(bool),
     /// What the rules stage decided for this session.
     Automation(SessionAction),
     Shutdown,
@@ -128,6 +130,8 @@ pub enum Output {
     },
     /// The card changed; read it with [`SessionCore::card`].
     CardChanged,
+    /// The call went on hold (true) or came back (false).
+    Hold(bool),
     Ended(EndReason),
 }
 
@@ -302,6 +306,14 @@ impl SessionCore {
             }
             Input::Hangup => {
                 self.end(EndReason::Hangup, now);
+                Ok(Reply::Done)
+            }
+            Input::Hold(on) => {
+                if self.card.on_hold != on {
+                    self.card.on_hold = on;
+                    self.outputs.push_back(Output::Hold(on));
+                    self.outputs.push_back(Output::CardChanged);
+                }
                 Ok(Reply::Done)
             }
             Input::Automation(action) => {

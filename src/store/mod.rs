@@ -458,6 +458,7 @@ fn card_from_row(row: &AnyRow) -> Result<Card, StoreError> {
         assignee: row.try_get("assignee")?,
         team: row.try_get("team")?,
         bot_muted: false,
+        on_hold: false,
         sla: row.try_get::<Option<String>, _>("sla")?.map(|s| serde_json::from_str(&s)).transpose()?,
     };
     Ok(card.at(time::OffsetDateTime::now_utc()))

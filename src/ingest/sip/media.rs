@@ -191,7 +191,13 @@ impl CallMedia {
                 }
                 command = commands.recv() => match command {
                     Some(MediaCommand::Ended(cause)) => break cause,
-                    Some(MediaCommand::Reinvite(request, handle)) => self.reinvite(&request, handle, &mut streams).await,
+                    Some(MediaCommand::Reinvite(request, handle)) => {
+                        self.reinvite(&request, handle, &mut streams).await;
+                        let now_held = streams.iter().all(|s| s.on_hold);
+                        if now_held != held {
+                            live.hold(now_held).await;
+                        }
+                    }
                     Some(MediaCommand::Answered) => {}
                     None => break "signalling gone".to_string(),
                 },
