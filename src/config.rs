@@ -28,6 +28,7 @@ pub struct Config {
     pub uploads: UploadsConfig,
     pub speech: crate::speech::SpeechConfig,
     pub rules: RulesSettings,
+    pub privacy: crate::privacy::PrivacySettings,
     pub sites: Vec<SiteConfig>,
 }
 

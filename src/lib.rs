@@ -16,6 +16,7 @@
 //! - [`metrics`]: Prometheus metric names and the `/metrics` renderer.
 //! - [`server`]: wires the stages together, serves HTTP, shuts down gracefully.
 //! - [`ws`]: close codes and JSON frames shared by both sockets.
+//! - [`privacy`]: PII redaction, applied to every message and transcript line before it is kept.
 //! - [`config`], [`clock`], [`error`]: settings, the one clock, problem responses.
 
 pub mod api;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod ingest;
 pub mod media;
 pub mod metrics;
+pub mod privacy;
 pub mod rules;
 pub mod server;
 pub mod session;

@@ -77,6 +77,8 @@ pub enum StartError {
     Serve(std::io::Error),
     #[error(transparent)]
     Speech(#[from] crate::speech::SpeechError),
+    #[error(transparent)]
+    Privacy(#[from] crate::privacy::PatternError),
     #[error("rules from {source_name}: {errors}")]
     Rules { source_name: String, errors: String },
 }
@@ -116,12 +118,14 @@ impl App {
                 http: client.clone(),
             },
         );
+        let redactor = crate::privacy::Redactor::new(&config.privacy)?;
         let sessions = actor::Context {
             registry: registry.clone(),
             writer: writer.clone(),
             clock: clock.clone(),
             timing,
             rules: rules.clone(),
+            redactor: Arc::new(redactor),
         };
         let speech = match config.speech.enabled {
             true => Some(Arc::new(crate::speech::live::Engine::start(&config.speech)?)),

@@ -465,3 +465,30 @@ async fn operations_routes_answer() {
     let r = reqwest::get(server.http("/nowhere")).await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn personal_data_is_masked_before_anyone_keeps_or_sees_it() {
+    let server = Server::start(&[]).await;
+    let (mut supervisor, _) = server.supervisor(ADMIN).await;
+    let (mut visitor, welcome) = server.visitor().await;
+    let session = welcome["session_id"].as_str().unwrap().to_string();
+    let watched = supervisor.command(json!({"type": "watch", "session_id": session, "ref": 1})).await;
+    assert_eq!(watched["type"], "ok");
+    visitor.send(message("c1", "card 4111 1111 1111 1111, mail dana@example.com, call +1 212 555 0199")).await;
+    acked(&mut visitor, "c1").await;
+    let seen = supervisor.recv_type("message").await;
+    let masked = "card ***, mail ***, call ***";
+    assert_eq!(seen["text"], masked, "the watching supervisor sees it masked");
+    let took =
+        supervisor.command(json!({"type": "take_over", "session_id": session, "agent_name": "Dana", "ref": 2})).await;
+    assert_eq!(took["type"], "ok");
+    let sent = supervisor
+        .command(json!({"type": "send", "session_id": session, "text": "Your SSN 078-05-1120?", "ref": 3}))
+        .await;
+    assert_eq!(sent["type"], "ok");
+    let (_, record) = server.get(&format!("/v1/sessions/{session}"), ADMIN).await;
+    let texts: Vec<&str> = record["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert!(texts.contains(&masked), "{texts:?}");
+    assert!(texts.contains(&"Your SSN ***?"), "agents' messages too: {texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("4111") || t.contains('@')), "{texts:?}");
+}

@@ -12,9 +12,10 @@ use crate::chat::bot::{Bot, BotMessage, BotRequest, UNAVAILABLE};
 use crate::clock::Clock;
 use crate::store::{SessionRecord, Write, Writer};
 
-use super::core::{Input, Output, Refusal, Reply, SessionCore, Timing};
+use super::core::{Input, Output, Refusal, Reply, SessionAction, SessionCore, Timing};
 use super::registry::{Live, Registry};
 use super::{Author, Card, EndReason, Entry, Holder, Partial, SessionId};
+use crate::privacy::Redactor;
 use crate::rules::stage::Rules;
 use crate::rules::{self, EventKind, SessionFacts};
 
@@ -79,6 +80,8 @@ pub struct Context {
     pub timing: Timing,
     /// The rules stage, told every event of every session.
     pub rules: Rules,
+    /// Masks personal data in every text before the session keeps it.
+    pub redactor: Arc<Redactor>,
 }
 
 /// Starts the owner task of a new session with `card` and its `timing`; returns its resume
@@ -158,8 +161,9 @@ impl Actor {
     /// Handles a command; returns the answer to send once its outputs are dispatched.
     fn on_command(&mut self, command: Command) -> Option<(ReplyTx, Result<Reply, Refusal>)> {
         match command {
-            Command::Input(input, reply) => {
+            Command::Input(mut input, reply) => {
                 self.automating = matches!(*input, Input::Automation(_));
+                redact(&self.ctx.redactor, &mut input);
                 let result = self.core.handle(*input, self.ctx.clock.now());
                 return reply.map(|reply| (reply, result));
             }
@@ -328,5 +332,21 @@ fn entry_event(entry: &Entry) -> Option<EventKind> {
         }),
         None if entry.author == Author::System => None,
         None => Some(EventKind::Message { author: entry.author.clone(), text: entry.text.clone() }),
+    }
+}
+
+/// Masks personal data in the text an input brings (a message, a transcript line and its
+/// words, a partial), so neither the log, the store, watchers, rules nor the bot see it.
+fn redact(redactor: &Redactor, input: &mut Input) {
+    match input {
+        Input::VisitorMessage { text, .. }
+        | Input::BotReply { text }
+        | Input::AgentSend { text, .. }
+        | Input::Automation(SessionAction::SendMessage(text)) => *text = redactor.redact(text),
+        Input::Speech { text, speech, .. } => {
+            *text = redactor.redact_words(text, speech.words.iter_mut().map(|w| &mut w.text));
+        }
+        Input::Partial(partial) => partial.text = redactor.redact(&partial.text),
+        _ => {}
     }
 }
