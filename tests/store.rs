@@ -147,3 +147,62 @@ async fn malformed_http_requests_get_problem_json() {
     let r = client.get(server.http("/v1/chat")).send().await.unwrap();
     assert!(problem(r).await.0 >= 400);
 }
+
+async fn notes_are_kept_per_session_and_tenant(env: &[(&str, &str)]) {
+    let mut server = Server::start(env).await;
+    let finished = finished_chat(&server).await;
+    let http = reqwest::Client::new();
+    let notes = server.http(&format!("/v1/sessions/{finished}/notes"));
+    let added: Value = http
+        .post(&notes)
+        .bearer_auth(ADMIN)
+        .json(&json!({"text": "  Customer asked for a call back  "}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(added["text"], "Customer asked for a call back");
+    let id = added["id"].as_str().unwrap();
+    let r = http.put(format!("{notes}/{id}")).bearer_auth(ADMIN).json(&json!({"text": "Called back"})).send().await;
+    assert_eq!(r.unwrap().status(), 200);
+    let r = http.post(&notes).bearer_auth(ADMIN).json(&json!({"text": "   "})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // Another tenant's token finds no such session.
+    let other: Value = http
+        .post(server.http("/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Eve", "tenant": "other"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let eve = other["token"].as_str().unwrap();
+    let r = http.post(&notes).bearer_auth(eve).json(&json!({"text": "mine"})).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(http.delete(format!("{notes}/{id}")).bearer_auth(eve).send().await.unwrap().status(), 404);
+
+    server.restart().await;
+    let (_, record) = server.get(&format!("/v1/sessions/{finished}"), ADMIN).await;
+    let kept = record["notes"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{record}");
+    assert_eq!((kept[0]["text"].as_str(), kept[0]["author"].as_str()), (Some("Called back"), Some("admin")));
+    assert_eq!(http.delete(format!("{notes}/{id}")).bearer_auth(ADMIN).send().await.unwrap().status(), 204);
+    assert_eq!(http.delete(format!("{notes}/{id}")).bearer_auth(ADMIN).send().await.unwrap().status(), 404);
+    let (_, listed) = server.get(&format!("/v1/sessions/{finished}/notes"), ADMIN).await;
+    assert_eq!(listed, json!([]));
+}
+
+#[tokio::test]
+async fn notes_are_kept_per_session_and_tenant_on_sqlite() {
+    notes_are_kept_per_session_and_tenant(&[]).await;
+}
+
+#[tokio::test]
+async fn notes_are_kept_per_session_and_tenant_on_postgres() {
+    let db = PgDb::create().await;
+    notes_are_kept_per_session_and_tenant(&[("HARK_DATABASE_URL", &db.url)]).await;
+}

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod notes;
 pub mod pages;
 pub mod recordings;
 pub mod rules;
@@ -43,6 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .merge(alerts::router())
         .merge(rules::router())
+        .merge(notes::router())
         .merge(pages::router())
         .merge(recordings::router())
         .merge(uploads::router(&app.config.uploads))
@@ -55,9 +57,10 @@ pub fn router(app: Arc<App>) -> Router {
 #[openapi(
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
     paths(list_sessions, get_session, alerts::list_alerts, alerts::acknowledge,
+        notes::list_notes, notes::add_note, notes::update_note, notes::delete_note,
         rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
     components(schemas(Card, SessionRecord, crate::store::AlertRecord, crate::rules::RulesConfig, Problem,
-        crate::error::InvalidParam, TokenRequest, TokenCreated,
+        crate::error::InvalidParam, crate::store::Note, notes::NoteText, TokenRequest, TokenCreated,
         uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus)),
     modifiers(&BearerAuth)
 )]
@@ -124,6 +127,7 @@ async fn get_session(
     if let Some(live) = app.registry.get(&id).filter(|l| l.card.tenant == principal.tenant) {
         if let Some(mut record) = ask(&live, |reply| Command::Record { reply }).await {
             record.call = app.store.call(id).await.map_err(Problem::internal)?;
+            record.notes = app.store.notes(&principal.tenant, id).await.map_err(Problem::internal)?;
             return Ok(Json(record));
         }
         // It ended meanwhile; its owner committed the end before leaving the registry.

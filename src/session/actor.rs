@@ -196,6 +196,7 @@ impl Actor {
                     messages: self.core.entries_after(0).to_vec(),
                     holds: self.core.holds().to_vec(),
                     call: None,
+                    notes: Vec::new(),
                 });
             }
         }

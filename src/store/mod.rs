@@ -13,8 +13,10 @@ use crate::clock::{from_unix_ms, unix_ms};
 use crate::ingest::call::CallRecord;
 use crate::session::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, SessionId};
 
+mod notes;
 mod rules;
 
+pub use notes::Note;
 pub use rules::{AlertFilter, AlertRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -46,6 +48,8 @@ pub struct SessionRecord {
     /// What a voice session adds: source, parties, codec, hang-up cause, streams, recordings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call: Option<CallRecord>,
+    /// Supervisors' notes, oldest first.
+    pub notes: Vec<Note>,
 }
 
 /// A bearer token as stored (only its hash).
@@ -154,7 +158,8 @@ impl Store {
                 })
                 .collect::<Result<_, StoreError>>()?;
         let call = self.call(id).await?;
-        Ok(Some(SessionRecord { card, messages, holds, call }))
+        let notes = self.notes(tenant, id).await?;
+        Ok(Some(SessionRecord { card, messages, holds, call, notes }))
     }
 
     /// The call record of a voice session.
