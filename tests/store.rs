@@ -206,3 +206,55 @@ async fn notes_are_kept_per_session_and_tenant_on_postgres() {
     let db = PgDb::create().await;
     notes_are_kept_per_session_and_tenant(&[("HARK_DATABASE_URL", &db.url)]).await;
 }
+
+async fn export_csv(server: &Server, query: &str, token: &str) -> (u16, Vec<u8>) {
+    let url = server.http(&format!("/v1/sessions/export.csv{query}"));
+    let r = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn ended_sessions_export_as_excel_safe_csv_with_chosen_columns() {
+    let server = Server::start(&[]).await;
+    let first = finished_chat(&server).await;
+    // A chat whose last message a spreadsheet would run as a formula.
+    let (mut visitor, welcome) = server.visitor().await;
+    let second = welcome["session_id"].as_str().unwrap().to_string();
+    visitor.send(json!({"type": "message", "client_id": "c1", "text": "hi"})).await;
+    visitor.recv_type("ack").await;
+    let (mut supervisor, _) = server.supervisor(ADMIN).await;
+    supervisor.command(json!({"type": "take_over", "session_id": second, "agent_name": "Dana"})).await;
+    let sent =
+        supervisor.command(json!({"type": "send", "session_id": second, "text": "=HYPERLINK(\"http://x\")"})).await;
+    assert_eq!(sent["type"], "ok");
+    visitor.send(json!({"type": "leave"})).await;
+    visitor.closed().await;
+
+    let (status, body) = export_csv(&server, "?columns=session_id,channel,last_message,holder", ADMIN).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with(b"\xEF\xBB\xBF"), "a UTF-8 byte-order mark for Excel");
+    let text = String::from_utf8(body[3..].to_vec()).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "session_id,channel,last_message,holder");
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[1], format!("{first},chat,\"שלום, Dana here\",Dana"), "oldest first, quoted where needed");
+    assert_eq!(lines[2], format!("{second},chat,\"'=HYPERLINK(\"\"http://x\"\")\",Dana"), "the formula is defused");
+
+    let (status, _) = export_csv(&server, "?columns=session_id,password", ADMIN).await;
+    assert_eq!(status, 400);
+    let (status, body) = export_csv(&server, "?since=2999-01-01T00:00:00Z", ADMIN).await;
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8(body).unwrap().lines().count(), 1, "only the header");
+    let other: Value = reqwest::Client::new()
+        .post(server.http("/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Eve", "tenant": "other"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (_, body) = export_csv(&server, "", other["token"].as_str().unwrap()).await;
+    assert_eq!(String::from_utf8(body).unwrap().lines().count(), 1, "another tenant's export has no rows");
+}

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod export;
 pub mod notes;
 pub mod pages;
 pub mod recordings;
@@ -36,6 +37,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/chat", get(crate::chat::socket::upgrade))
         .route("/v1/supervise", get(crate::supervise::socket::upgrade))
         .route("/v1/sessions", get(list_sessions))
+        .merge(export::router())
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/tokens", post(create_token))
         .route("/v1/openapi.json", get(openapi))
@@ -56,7 +58,7 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
-    paths(list_sessions, get_session, alerts::list_alerts, alerts::acknowledge,
+    paths(list_sessions, get_session, export::export, alerts::list_alerts, alerts::acknowledge,
         notes::list_notes, notes::add_note, notes::update_note, notes::delete_note,
         rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
     components(schemas(Card, SessionRecord, crate::store::AlertRecord, crate::rules::RulesConfig, Problem,

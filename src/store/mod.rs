@@ -126,6 +126,40 @@ impl Store {
         rows.iter().map(card_from_row).collect()
     }
 
+    /// Ended sessions of a tenant started in `[since, until)` (Unix ms), oldest first, as a
+    /// bounded stream: a task reads them row by row and waits while the receiver is behind, so
+    /// an export of any size holds a few rows at a time.
+    pub fn ended_sessions_stream(
+        &self,
+        tenant: &str,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> mpsc::Receiver<Result<Card, StoreError>> {
+        let (tx, rx) = mpsc::channel(64);
+        let (pool, tenant) = (self.pool.clone(), tenant.to_string());
+        tokio::spawn(async move {
+            use futures_util::TryStreamExt;
+            let sql = format!(
+                "SELECT {CARD_COLUMNS} FROM sessions WHERE tenant = $1 AND state = 'ended' \
+                 AND started_at >= $2 AND started_at < $3 ORDER BY started_at, id"
+            );
+            let query = sqlx::query(&sql).bind(tenant).bind(since.unwrap_or(i64::MIN)).bind(until.unwrap_or(i64::MAX));
+            let mut rows = query.fetch(&pool);
+            loop {
+                let next = match rows.try_next().await {
+                    Ok(Some(row)) => card_from_row(&row),
+                    Ok(None) => return,
+                    Err(error) => Err(error.into()),
+                };
+                let failed = next.is_err();
+                if tx.send(next).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
     /// One session of a tenant with its log and holds.
     pub async fn session(&self, tenant: &str, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
         let sql = format!("SELECT {CARD_COLUMNS} FROM sessions WHERE id = $1 AND tenant = $2");
