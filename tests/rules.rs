@@ -8,17 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{sip_server, sipp, PgDb, Server, Ws, ADMIN, WAIT};
+use common::{rules_file, sip_server, sipp, PgDb, Server, Ws, ADMIN, WAIT};
 use serde_json::{json, Value};
-
-/// Writes `rules` (TOML) to a file in a fresh directory; the directory must outlive the server.
-fn rules_file(rules: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rules.toml");
-    std::fs::write(&path, rules).unwrap();
-    let path = path.display().to_string();
-    (dir, path)
-}
 
 const FIRST_RESPONSE_RULES: &str = r#"
 default_sla = { chat = "fast" }

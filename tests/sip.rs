@@ -178,15 +178,10 @@ async fn expect_bye(uac: &Uac, within: std::time::Duration) -> std::time::Instan
 #[tokio::test]
 async fn hold_suspends_the_media_timeout_and_silence_after_resume_hangs_up() {
     // A rule on holds longer than a second, to see the hold reach the rules stage.
-    let rules = tempfile::tempdir().unwrap();
-    let rules_file = rules.path().join("rules.toml");
-    std::fs::write(
-        &rules_file,
+    let (_rules, rules) = common::rules_file(
         "[[alerts]]\nid = \"hold\"\nname = \"Long hold\"\ncondition = { kind = \"hold\", seconds = 1 }\n",
-    )
-    .unwrap();
-    let rules_file = rules_file.display().to_string();
-    let (server, port) = sip_server(&[("HARK_SIP_MEDIA_TIMEOUT_SECS", "1"), ("HARK_RULES_FILE", &rules_file)]).await;
+    );
+    let (server, port) = sip_server(&[("HARK_SIP_MEDIA_TIMEOUT_SECS", "1"), ("HARK_RULES_FILE", &rules)]).await;
     let mut uac = Uac::new(port).await;
     let rtp = rtp_socket().await;
     let hark_rtp = call(&mut uac, &rtp).await;

@@ -170,17 +170,7 @@ async fn notes_are_kept_per_session_and_tenant(env: &[(&str, &str)]) {
     let r = http.post(&notes).bearer_auth(ADMIN).json(&json!({"text": "   "})).send().await.unwrap();
     assert_eq!(r.status(), 400);
     // Another tenant's token finds no such session.
-    let other: Value = http
-        .post(server.http("/v1/tokens"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "Eve", "tenant": "other"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let eve = other["token"].as_str().unwrap();
+    let eve = &server.tenant_token("Eve", Some("other")).await;
     let r = http.post(&notes).bearer_auth(eve).json(&json!({"text": "mine"})).send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(http.delete(format!("{notes}/{id}")).bearer_auth(eve).send().await.unwrap().status(), 404);
@@ -245,16 +235,7 @@ async fn ended_sessions_export_as_excel_safe_csv_with_chosen_columns() {
     let (status, body) = export_csv(&server, "?since=2999-01-01T00:00:00Z", ADMIN).await;
     assert_eq!(status, 200);
     assert_eq!(String::from_utf8(body).unwrap().lines().count(), 1, "only the header");
-    let other: Value = reqwest::Client::new()
-        .post(server.http("/v1/tokens"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "Eve", "tenant": "other"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (_, body) = export_csv(&server, "", other["token"].as_str().unwrap()).await;
+    let eve = server.tenant_token("Eve", Some("other")).await;
+    let (_, body) = export_csv(&server, "", &eve).await;
     assert_eq!(String::from_utf8(body).unwrap().lines().count(), 1, "another tenant's export has no rows");
 }

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use crate::error::{Path, Problem, Query};
 use crate::server::App;
@@ -15,6 +14,7 @@ use crate::session::registry::FeedEvent;
 use crate::store::{AlertFilter, AlertRecord};
 
 use super::auth::Principal;
+use super::time_param;
 
 pub fn router() -> Router<Arc<App>> {
     Router::new().route("/v1/alerts", get(list_alerts)).route("/v1/alerts/{id}/ack", post(acknowledge))
@@ -38,15 +38,6 @@ pub(super) struct AlertQuery {
     before: Option<String>,
     /// At most this many (default 100, at most 1000).
     limit: Option<i64>,
-}
-
-fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, Problem> {
-    value
-        .map(|v| {
-            OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| Problem::bad_request(format!("{name}: {v:?} is not an RFC 3339 time")))
-        })
-        .transpose()
 }
 
 /// The caller's tenant's alerts, newest first.

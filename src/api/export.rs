@@ -19,6 +19,7 @@ use crate::server::App;
 use crate::session::Card;
 
 use super::auth::Principal;
+use super::time_param;
 
 pub fn router() -> Router<Arc<App>> {
     Router::new().route("/v1/sessions/export.csv", get(export))
@@ -62,16 +63,6 @@ pub(super) struct ExportQuery {
     until: Option<String>,
 }
 
-fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, Problem> {
-    value
-        .map(|v| {
-            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                .map(crate::clock::unix_ms)
-                .map_err(|_| Problem::bad_request(format!("{name}: {v:?} is not an RFC 3339 time")))
-        })
-        .transpose()
-}
-
 /// The tenant's ended sessions as CSV, oldest first.
 #[utoipa::path(get, path = "/v1/sessions/export.csv", params(ExportQuery),
     responses((status = 200, content_type = "text/csv"), (status = 400, body = Problem), (status = 401, body = Problem)))]
@@ -91,7 +82,8 @@ pub(super) async fn export(
             })
             .collect::<Result<_, _>>()?,
     };
-    let (since, until) = (time_param("since", query.since.as_deref())?, time_param("until", query.until.as_deref())?);
+    let since = time_param("since", query.since.as_deref())?.map(crate::clock::unix_ms);
+    let until = time_param("until", query.until.as_deref())?.map(crate::clock::unix_ms);
     let rows = app.store.ended_sessions_stream(&principal.tenant, since, until);
     let mut header = b"\xEF\xBB\xBF".to_vec();
     header.extend(csv_line(columns.iter().map(|c| c.to_string())));

@@ -82,6 +82,16 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// A query parameter holding an RFC 3339 time; a bad one is a 400 naming the parameter.
+pub(crate) fn time_param(name: &str, value: Option<&str>) -> Result<Option<time::OffsetDateTime>, Problem> {
+    value
+        .map(|v| {
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| Problem::bad_request(format!("{name}: {v:?} is not an RFC 3339 time")))
+        })
+        .transpose()
+}
+
 async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }

@@ -119,12 +119,17 @@ impl Server {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// A new supervisor token (via the admin API).
+    /// A new supervisor token of the admin's tenant (via the admin API).
     pub async fn token(&self, name: &str) -> String {
+        self.tenant_token(name, None).await
+    }
+
+    /// A new supervisor token of `tenant` (the admin's when `None`).
+    pub async fn tenant_token(&self, name: &str, tenant: Option<&str>) -> String {
         let r = reqwest::Client::new()
             .post(self.http("/v1/tokens"))
             .bearer_auth(ADMIN)
-            .json(&json!({ "name": name }))
+            .json(&json!({ "name": name, "tenant": tenant }))
             .send()
             .await
             .unwrap();
@@ -297,6 +302,16 @@ impl Drop for PgDb {
 }
 
 /// The shared fixtures (audio clips, sipp scenarios) beside this repository.
+/// Writes a rules file (TOML) into a fresh directory, which must outlive the server: the
+/// directory and the file's path for `HARK_RULES_FILE`.
+pub fn rules_file(rules: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, rules).unwrap();
+    let path = path.display().to_string();
+    (dir, path)
+}
+
 pub fn fixtures() -> std::path::PathBuf {
     std::env::var_os("HARK_FIXTURES")
         .map(Into::into)
