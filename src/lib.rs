@@ -11,6 +11,8 @@
 //!   events and the live card.
 //! - [`rules`]: alert rules, SLA clocks and automations, evaluated per event.
 //! - [`supervise`]: the supervisor socket `/v1/supervise`: live cards, watch, take over.
+//! - [`analysis`]: post-call analysis of a finished session: scores, checklist, tags, outcome.
+//! - [`org`]: departments → desks → agents, users' data scopes and feature permissions.
 //! - [`store`]: finished and live sessions in SQLite (default) or PostgreSQL.
 //! - [`api`]: REST routes, bearer-token auth, health, OpenAPI.
 //! - [`metrics`]: Prometheus metric names and the `/metrics` renderer.
@@ -19,6 +21,7 @@
 //! - [`privacy`]: PII redaction, applied to every message and transcript line before it is kept.
 //! - [`config`], [`clock`], [`error`]: settings, the one clock, problem responses.
 
+pub mod analysis;
 pub mod api;
 pub mod chat;
 pub mod clock;
@@ -27,6 +30,7 @@ pub mod error;
 pub mod ingest;
 pub mod media;
 pub mod metrics;
+pub mod org;
 pub mod privacy;
 pub mod rules;
 pub mod server;

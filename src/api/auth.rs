@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::unix_ms;
 use crate::config::Config;
 use crate::error::Problem;
+use crate::org::{Permission, Scope};
 use crate::server::App;
 use crate::store::{Store, StoreError, TokenRow};
 
@@ -22,6 +23,21 @@ pub struct Principal {
     pub name: String,
     pub tenant: String,
     pub admin: bool,
+    /// Which of the tenant's sessions this principal sees.
+    pub scope: Scope,
+    /// What it may do beyond reading (an admin may do everything).
+    pub permissions: Vec<Permission>,
+}
+
+impl Principal {
+    /// `Ok` when the principal holds `permission`, else a 403 naming it.
+    pub fn require(&self, permission: Permission) -> Result<(), Problem> {
+        if self.admin || self.permissions.contains(&permission) {
+            return Ok(());
+        }
+        let name = serde_json::to_value(permission).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        Err(Problem::forbidden(format!("this needs the {name} permission")))
+    }
 }
 
 pub fn sha256_hex(token: &str) -> String {
@@ -38,6 +54,9 @@ fn refuse(reason: &'static str, detail: &str) -> Problem {
     Problem::unauthorized(detail)
 }
 
+/// What a token without a user record may do (until users with permissions arrive).
+const DEFAULT_PERMISSIONS: [Permission; 4] = [Permission::Reports, Permission::Uploads, Permission::Alerts, Permission::Usage];
+
 /// The principal of the `Authorization: Bearer` header or, for browsers' WebSockets, the
 /// `access_token` query parameter.
 pub async fn authenticate(app: &App, headers: &HeaderMap, query_token: Option<&str>) -> Result<Principal, Problem> {
@@ -50,7 +69,14 @@ pub async fn authenticate(app: &App, headers: &HeaderMap, query_token: Option<&s
         return Err(refuse("missing", "a bearer token is required"));
     };
     match app.store.token_by_hash(&sha256_hex(token)).await {
-        Ok(Some(row)) => Ok(Principal { id: row.id, name: row.name, tenant: row.tenant, admin: row.admin }),
+        Ok(Some(row)) => Ok(Principal {
+            id: row.id,
+            name: row.name,
+            tenant: row.tenant,
+            scope: Scope::All,
+            permissions: if row.admin { Permission::ALL.to_vec() } else { DEFAULT_PERMISSIONS.to_vec() },
+            admin: row.admin,
+        }),
         Ok(None) => Err(refuse("unknown", "unknown bearer token")),
         Err(error) => Err(Problem::internal(error)),
     }

@@ -61,6 +61,10 @@ pub struct Card {
     /// The SLA clock, once a policy applies.
     #[serde(default)]
     pub sla: Option<SlaClock>,
+    /// The agent, desk and department the session belongs to, once known (a call by the
+    /// agent's extension, a chat by the agent who takes it over); data scopes filter by it.
+    #[serde(default)]
+    pub placement: crate::org::Placement,
 }
 
 /// Where a session stands against its SLA policy, for the card's live clock.
@@ -143,6 +147,7 @@ impl Card {
             bot_muted: false,
             on_hold: false,
             sla: None,
+            placement: Default::default(),
         }
     }
 

@@ -499,6 +499,7 @@ fn card_from_row(row: &AnyRow) -> Result<Card, StoreError> {
         bot_muted: false,
         on_hold: false,
         sla: row.try_get::<Option<String>, _>("sla")?.map(|s| serde_json::from_str(&s)).transpose()?,
+        placement: Default::default(),
     };
     Ok(card.at(time::OffsetDateTime::now_utc()))
 }
