@@ -197,6 +197,8 @@ impl Actor {
                     holds: self.core.holds().to_vec(),
                     call: None,
                     notes: Vec::new(),
+                    analysis: None,
+                    analysis_skipped: None,
                 });
             }
         }

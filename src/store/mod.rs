@@ -50,6 +50,12 @@ pub struct SessionRecord {
     pub call: Option<CallRecord>,
     /// Supervisors' notes, oldest first.
     pub notes: Vec<Note>,
+    /// The post-call analysis, once the session is finalized and was analysed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::Analysis>,
+    /// Why a finalized session was not analysed (too short, over the plan's quota).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis_skipped: Option<String>,
 }
 
 /// A bearer token as stored (only its hash).
@@ -63,7 +69,7 @@ pub struct TokenRow {
 
 const CARD_COLUMNS: &str = "id, tenant, site, channel, state, started_at, ended_at, end_reason, \
      message_count, last_message, last_message_at, country, device, holder, sentiment, tags, priority, assignee, \
-     team, sla";
+     team, sla, agent_id, desk_id, department_id";
 
 impl Store {
     /// Connects, migrates, and closes sessions a crash left live as `interrupted`.
@@ -162,11 +168,13 @@ impl Store {
 
     /// One session of a tenant with its log and holds.
     pub async fn session(&self, tenant: &str, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let sql = format!("SELECT {CARD_COLUMNS} FROM sessions WHERE id = $1 AND tenant = $2");
+        let sql = format!("SELECT {CARD_COLUMNS}, analysis, analysis_skipped FROM sessions WHERE id = $1 AND tenant = $2");
         let Some(row) = sqlx::query(&sql).bind(id.to_string()).bind(tenant).fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
         let card = card_from_row(&row)?;
+        let analysis = row.try_get::<Option<String>, _>("analysis")?.map(|a| serde_json::from_str(&a)).transpose()?;
+        let analysis_skipped = row.try_get("analysis_skipped")?;
         let messages = sqlx::query(
             "SELECT seq, at, author_role, author_name, text, client_id, notice, speech \
              FROM session_messages WHERE session_id = $1 ORDER BY seq",
@@ -193,7 +201,7 @@ impl Store {
                 .collect::<Result<_, StoreError>>()?;
         let call = self.call(id).await?;
         let notes = self.notes(tenant, id).await?;
-        Ok(Some(SessionRecord { card, messages, holds, call, notes }))
+        Ok(Some(SessionRecord { card, messages, holds, call, notes, analysis, analysis_skipped }))
     }
 
     /// The call record of a voice session.
@@ -424,7 +432,7 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
                 sqlx::query(
                     "UPDATE sessions SET state = 'ended', ended_at = $2, end_reason = $3, message_count = $4, \
                      last_message = $5, last_message_at = $6, holder = $7, sentiment = $8, tags = $9, priority = $10, \
-                     assignee = $11, team = $12, sla = $13 WHERE id = $1",
+                     assignee = $11, team = $12, sla = $13, agent_id = $14, desk_id = $15, department_id = $16 WHERE id = $1",
                 )
                 .bind(card.session_id.to_string())
                 .bind(card.ended_at.map(unix_ms))
@@ -439,6 +447,9 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
                 .bind(card.assignee.clone())
                 .bind(card.team.clone())
                 .bind(card.sla.as_ref().map(serde_json::to_string).transpose()?)
+                .bind(card.placement.agent_id.clone())
+                .bind(card.placement.desk_id.clone())
+                .bind(card.placement.department_id.clone())
                 .execute(&mut *tx)
                 .await?;
                 for (idx, hold) in holds.iter().enumerate() {
@@ -499,7 +510,12 @@ fn card_from_row(row: &AnyRow) -> Result<Card, StoreError> {
         bot_muted: false,
         on_hold: false,
         sla: row.try_get::<Option<String>, _>("sla")?.map(|s| serde_json::from_str(&s)).transpose()?,
-        placement: Default::default(),
+        placement: crate::org::Placement {
+            agent_id: row.try_get("agent_id")?,
+            desk_id: row.try_get("desk_id")?,
+            department_id: row.try_get("department_id")?,
+            ..Default::default()
+        },
     };
     Ok(card.at(time::OffsetDateTime::now_utc()))
 }
