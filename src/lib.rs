@@ -11,6 +11,8 @@
 //!   events and the live card.
 //! - [`rules`]: alert rules, SLA clocks and automations, evaluated per event.
 //! - [`supervise`]: the supervisor socket `/v1/supervise`: live cards, watch, take over.
+//! - [`finalize`]: once per ended session: placement names, analysis, search text, reports,
+//!   webhooks — in one transaction, recovered at start if a crash interrupted it.
 //! - [`analysis`]: post-call analysis of a finished session: scores, checklist, tags, outcome.
 //! - [`org`]: departments → desks → agents, users' data scopes and feature permissions.
 //! - [`store`]: finished and live sessions in SQLite (default) or PostgreSQL.
@@ -27,6 +29,7 @@ pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod finalize;
 pub mod ingest;
 pub mod media;
 pub mod metrics;

@@ -11,6 +11,7 @@ pub const LIVE_SESSIONS: &str = "hark_live_sessions";
 pub const MESSAGES: &str = "hark_messages_total";
 /// Counter: sessions ended, by `channel` and `reason`.
 pub const SESSIONS_ENDED: &str = "hark_sessions_ended_total";
+pub const SESSIONS_FINALIZED: &str = "hark_sessions_finalized_total";
 /// Gauge: open WebSocket connections, by `socket` (chat, supervise).
 pub const SOCKETS: &str = "hark_ws_connections";
 /// Counter: WebSocket closes hark initiated, by `socket` and close `code`.
@@ -105,6 +106,7 @@ fn describe() {
     describe_gauge!(LIVE_SESSIONS, "Live sessions by channel");
     describe_counter!(MESSAGES, "Log entries appended, by channel and author role");
     describe_counter!(SESSIONS_ENDED, "Sessions ended, by channel and reason");
+    describe_counter!(SESSIONS_FINALIZED, "Ended sessions finalized (analysed, indexed, handed on), by channel");
     describe_gauge!(SOCKETS, "Open WebSocket connections by socket");
     describe_counter!(SOCKET_CLOSES, "WebSocket closes initiated by hark, by socket and close code");
     describe_counter!(TAKEOVERS, "Supervisor take-overs by outcome");

@@ -119,7 +119,15 @@ impl App {
             },
         );
         let redactor = crate::privacy::Redactor::new(&config.privacy)?;
+        let directory = crate::org::Directory::load(&store).await?;
+        let finalizer = crate::finalize::Finalizer::start(crate::finalize::FinalizeContext {
+            store: store.clone(),
+            directory: directory.clone(),
+            clock: clock.clone(),
+        });
         let sessions = actor::Context {
+            directory,
+            finalizer,
             registry: registry.clone(),
             writer: writer.clone(),
             clock: clock.clone(),

@@ -15,6 +15,7 @@ use crate::store::{AlertFilter, AlertRecord};
 
 use super::auth::Principal;
 use super::time_param;
+use crate::org::Permission;
 
 pub fn router() -> Router<Arc<App>> {
     Router::new().route("/v1/alerts", get(list_alerts)).route("/v1/alerts/{id}/ack", post(acknowledge))
@@ -48,6 +49,7 @@ pub(super) async fn list_alerts(
     principal: Principal,
     Query(query): Query<AlertQuery>,
 ) -> Result<Json<Vec<AlertRecord>>, Problem> {
+    principal.require(Permission::Alerts)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Problem::bad_request("limit: must be between 1 and 1000"));
@@ -67,7 +69,7 @@ pub(super) async fn list_alerts(
         before: time_param("before", query.before.as_deref())?,
         limit,
     };
-    app.store.alerts(&principal.tenant, &filter).await.map(Json).map_err(Problem::internal)
+    app.store.alerts(&principal.tenant, &principal.scope, &filter).await.map(Json).map_err(Problem::internal)
 }
 
 /// Acknowledges an alert; the first acknowledgement is kept (acknowledging again is no error).
@@ -78,9 +80,15 @@ pub(super) async fn acknowledge(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<AlertRecord>, Problem> {
+    principal.require(Permission::Alerts)?;
     let id: uuid::Uuid = id.parse().map_err(|_| Problem::bad_request(format!("{id:?} is not an alert id")))?;
     // Raised alerts are written by the store's writer: make sure a just-raised one is there.
     app.writer.flush().await;
+    let alert = app.store.alert(&principal.tenant, id).await.map_err(Problem::internal)?;
+    let alert = alert.ok_or_else(|| Problem::not_found(format!("no alert {id}")))?;
+    super::visible_session(&app, &principal, &alert.session_id.to_string())
+        .await
+        .map_err(|_| Problem::not_found(format!("no alert {id}")))?;
     let now = app.clock.now().wall;
     match app.store.acknowledge_alert(&principal.tenant, id, &principal.name, now).await {
         Ok(Some(alert)) => {

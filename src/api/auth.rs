@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::Problem;
 use crate::org::{Permission, Scope};
 use crate::server::App;
-use crate::store::{Store, StoreError, TokenRow};
+use crate::store::{Store, StoreError, TokenGrant, TokenRow};
 
 /// Who a request acts for.
 #[derive(Debug, Clone)]
@@ -54,8 +54,10 @@ fn refuse(reason: &'static str, detail: &str) -> Problem {
     Problem::unauthorized(detail)
 }
 
-/// What a token without a user record may do (until users with permissions arrive).
-const DEFAULT_PERMISSIONS: [Permission; 4] = [Permission::Reports, Permission::Uploads, Permission::Alerts, Permission::Usage];
+/// What a supervisor token without a user (from `POST /v1/tokens`) may do: it sees the whole
+/// tenant; administration and integrations need the admin or a user granted them.
+const SUPERVISOR_PERMISSIONS: [Permission; 4] =
+    [Permission::Reports, Permission::Uploads, Permission::Alerts, Permission::Usage];
 
 /// The principal of the `Authorization: Bearer` header or, for browsers' WebSockets, the
 /// `access_token` query parameter.
@@ -69,13 +71,26 @@ pub async fn authenticate(app: &App, headers: &HeaderMap, query_token: Option<&s
         return Err(refuse("missing", "a bearer token is required"));
     };
     match app.store.token_by_hash(&sha256_hex(token)).await {
-        Ok(Some(row)) => Ok(Principal {
-            id: row.id,
-            name: row.name,
-            tenant: row.tenant,
+        Ok(Some(TokenGrant { token, user: Some(user) })) if !token.admin => {
+            if !user.active {
+                return Err(refuse("deactivated", "this token's user is deactivated"));
+            }
+            Ok(Principal {
+                id: token.id,
+                name: token.name,
+                tenant: token.tenant,
+                admin: false,
+                scope: user.scope,
+                permissions: user.permissions,
+            })
+        }
+        Ok(Some(TokenGrant { token, .. })) => Ok(Principal {
+            id: token.id,
+            name: token.name,
+            tenant: token.tenant,
             scope: Scope::All,
-            permissions: if row.admin { Permission::ALL.to_vec() } else { DEFAULT_PERMISSIONS.to_vec() },
-            admin: row.admin,
+            permissions: if token.admin { Permission::ALL.to_vec() } else { SUPERVISOR_PERMISSIONS.to_vec() },
+            admin: token.admin,
         }),
         Ok(None) => Err(refuse("unknown", "unknown bearer token")),
         Err(error) => Err(Problem::internal(error)),
@@ -107,7 +122,13 @@ pub async fn bootstrap_admin(store: &Store, config: &Config, now: time::OffsetDa
     } else {
         (config.admin_token.clone(), "admin_token setting".to_string())
     };
-    let row = TokenRow { id: "admin".into(), name: "admin".into(), tenant: config.admin_tenant.clone(), admin: true };
+    let row = TokenRow {
+        id: "admin".into(),
+        name: "admin".into(),
+        tenant: config.admin_tenant.clone(),
+        admin: true,
+        user_id: None,
+    };
     store.put_token(&row, &sha256_hex(&token), unix_ms(now)).await?;
     Ok(source)
 }

@@ -16,17 +16,17 @@ use serde::Deserialize;
 
 use crate::error::{Problem, Query};
 use crate::server::App;
-use crate::session::Card;
+use crate::store::{SessionSummary, Sort};
 
 use super::auth::Principal;
-use super::time_param;
+use super::history::HistoryQuery;
 
 pub fn router() -> Router<Arc<App>> {
     Router::new().route("/v1/sessions/export.csv", get(export))
 }
 
 /// Every column an export may have, in the default order.
-const COLUMNS: [&str; 18] = [
+const COLUMNS: [&str; 25] = [
     "session_id",
     "channel",
     "site",
@@ -45,26 +45,33 @@ const COLUMNS: [&str; 18] = [
     "assignee",
     "team",
     "sla_state",
+    "agent",
+    "extension",
+    "desk",
+    "department",
+    "category",
+    "outcome",
+    "scores",
 ];
 
 /// Rows written into one chunk of the response.
 const ROWS_PER_CHUNK: usize = 256;
 
 #[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
 pub(super) struct ExportQuery {
     /// Comma-separated columns, in order (default: all): session_id, channel, site, started_at,
     /// ended_at, duration_secs, end_reason, message_count, last_message, country, device, holder,
-    /// sentiment, tags, priority, assignee, team, sla_state.
+    /// sentiment, tags, priority, assignee, team, sla_state, agent, extension, desk, department,
+    /// category, outcome, scores.
     columns: Option<String>,
-    /// Sessions started at or after this time (RFC 3339).
-    since: Option<String>,
-    /// Sessions started before this time (RFC 3339).
-    until: Option<String>,
+    #[serde(flatten)]
+    #[param(ignore)]
+    filters: HistoryQuery,
 }
 
-/// The tenant's ended sessions as CSV, oldest first.
-#[utoipa::path(get, path = "/v1/sessions/export.csv", params(ExportQuery),
+/// The ended sessions of the caller's tenant and data scope matching the history filters, as
+/// CSV, oldest first.
+#[utoipa::path(get, path = "/v1/sessions/export.csv", params(ExportQuery, HistoryQuery),
     responses((status = 200, content_type = "text/csv"), (status = 400, body = Problem), (status = 401, body = Problem)))]
 pub(super) async fn export(
     State(app): State<Arc<App>>,
@@ -82,27 +89,33 @@ pub(super) async fn export(
             })
             .collect::<Result<_, _>>()?,
     };
-    let since = time_param("since", query.since.as_deref())?.map(crate::clock::unix_ms);
-    let until = time_param("until", query.until.as_deref())?.map(crate::clock::unix_ms);
-    let rows = app.store.ended_sessions_stream(&principal.tenant, since, until);
+    let filter = query.filters.filter(Sort::OldestFirst, 0)?;
+    let rows = app.store.history_stream(&principal.tenant, &principal.scope, filter);
+    let (directory, tenant) = (app.sessions.directory.clone(), principal.tenant.clone());
     let mut header = b"\xEF\xBB\xBF".to_vec();
     header.extend(csv_line(columns.iter().map(|c| c.to_string())));
     // State: the bytes to start the next chunk with (the header, once), the columns, the rows;
     // `None` once the export is over.
-    let body = futures_util::stream::unfold(Some((header, columns, rows)), |state| async move {
-        let (mut chunk, columns, mut rows) = state?;
-        for _ in 0..ROWS_PER_CHUNK {
-            match rows.recv().await {
-                Some(Ok(card)) => chunk.extend(csv_line(columns.iter().map(|c| cell(&card, c)))),
-                Some(Err(error)) => {
-                    tracing::error!(%error, "session export failed");
-                    return Some((Err(std::io::Error::other("export failed")), None));
+    let body = futures_util::stream::unfold(Some((header, columns, rows)), move |state| {
+        let (directory, tenant) = (directory.clone(), tenant.clone());
+        async move {
+            let (mut chunk, columns, mut rows) = state?;
+            for _ in 0..ROWS_PER_CHUNK {
+                match rows.recv().await {
+                    Some(Ok(mut row)) => {
+                        row.card.placement = directory.named(&tenant, &row.card.placement);
+                        chunk.extend(csv_line(columns.iter().map(|c| cell(&row, c))))
+                    }
+                    Some(Err(error)) => {
+                        tracing::error!(%error, "session export failed");
+                        return Some((Err(std::io::Error::other("export failed")), None));
+                    }
+                    None if chunk.is_empty() => return None,
+                    None => return Some((Ok(Bytes::from(chunk)), None)),
                 }
-                None if chunk.is_empty() => return None,
-                None => return Some((Ok(Bytes::from(chunk)), None)),
             }
+            Some((Ok(Bytes::from(chunk)), Some((Vec::new(), columns, rows))))
         }
-        Some((Ok(Bytes::from(chunk)), Some((Vec::new(), columns, rows))))
     });
     let disposition = "attachment; filename=\"sessions.csv\"";
     Ok((
@@ -132,7 +145,8 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-fn cell(card: &Card, column: &str) -> String {
+fn cell(row: &SessionSummary, column: &str) -> String {
+    let (card, placement) = (&row.card, &row.card.placement);
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     match column {
         "session_id" => card.session_id.to_string(),
@@ -140,7 +154,7 @@ fn cell(card: &Card, column: &str) -> String {
         "site" => card.site.clone(),
         "started_at" => rfc3339(card.started_at),
         "ended_at" => card.ended_at.map(rfc3339).unwrap_or_default(),
-        "duration_secs" => card.duration_secs.to_string(),
+        "duration_secs" => row.duration_ms.map(|ms| ms / 1000).unwrap_or(card.duration_secs).to_string(),
         "end_reason" => card.end_reason.map(|r| r.as_str().to_string()).unwrap_or_default(),
         "message_count" => card.message_count.to_string(),
         "last_message" => opt(&card.last_message),
@@ -157,6 +171,13 @@ fn cell(card: &Card, column: &str) -> String {
         "assignee" => opt(&card.assignee),
         "team" => opt(&card.team),
         "sla_state" => card.sla.as_ref().map(|s| s.state.clone()).unwrap_or_default(),
+        "agent" => opt(&placement.agent_name),
+        "extension" => opt(&placement.extension),
+        "desk" => opt(&placement.desk_name),
+        "department" => opt(&placement.department_name),
+        "category" => opt(&row.category),
+        "outcome" => opt(&row.outcome),
+        "scores" => row.scores.iter().map(|s| format!("{}={}", s.label, s.score)).collect::<Vec<_>>().join("; "),
         _ => String::new(),
     }
 }

@@ -5,7 +5,9 @@
 pub mod alerts;
 pub mod auth;
 pub mod export;
+pub mod history;
 pub mod notes;
+pub mod org;
 pub mod pages;
 pub mod recordings;
 pub mod rules;
@@ -19,7 +21,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::error::{Path, Query};
+use crate::error::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
@@ -36,7 +38,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/chat", get(crate::chat::socket::upgrade))
         .route("/v1/supervise", get(crate::supervise::socket::upgrade))
-        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions", get(history::list_sessions))
         .merge(export::router())
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/tokens", post(create_token))
@@ -47,6 +49,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(alerts::router())
         .merge(rules::router())
         .merge(notes::router())
+        .merge(org::router())
         .merge(pages::router())
         .merge(recordings::router())
         .merge(uploads::router(&app.config.uploads))
@@ -58,11 +61,16 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
-    paths(list_sessions, get_session, export::export, alerts::list_alerts, alerts::acknowledge,
+    paths(history::list_sessions, get_session, export::export, alerts::list_alerts, alerts::acknowledge,
         notes::list_notes, notes::add_note, notes::update_note, notes::delete_note,
+        org::list_departments, org::add_department, org::list_desks, org::add_desk, org::list_agents, org::add_agent,
+        org::deactivate_agent, org::list_users, org::add_user, org::update_user, org::add_user_token,
         rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
-    components(schemas(Card, SessionRecord, crate::store::AlertRecord, crate::rules::RulesConfig, Problem,
-        crate::error::InvalidParam, crate::store::Note, notes::NoteText, TokenRequest, TokenCreated,
+    components(schemas(Card, SessionRecord, crate::store::SessionSummary, crate::store::ScoreValue, crate::store::AlertRecord, crate::rules::RulesConfig, Problem,
+        crate::error::InvalidParam, crate::store::Note, notes::NoteText,
+        crate::store::Department, crate::store::Desk, crate::store::Agent, crate::store::User, crate::org::Scope,
+        crate::org::Permission, crate::org::Placement, org::NewDepartment, org::NewDesk, org::NewAgent, org::NewUser,
+        org::UserChange, org::ApiKey, TokenRequest, TokenCreated,
         uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus)),
     modifiers(&BearerAuth)
 )]
@@ -82,6 +90,20 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The session `id` if the principal may see it — in their tenant and data scope, live or
+/// stored — else 404: for a user, what lies outside their scope does not exist.
+pub(crate) async fn visible_session(app: &App, principal: &Principal, id: &str) -> Result<SessionId, Problem> {
+    let id: SessionId = id.parse().map_err(|_| Problem::bad_request(format!("{id:?} is not a session id")))?;
+    let placement = match app.registry.get(&id).filter(|l| l.card.tenant == principal.tenant) {
+        Some(live) => Some(live.card.placement.clone()),
+        None => app.store.session_placement(&principal.tenant, id).await.map_err(Problem::internal)?,
+    };
+    match placement {
+        Some(placement) if principal.scope.allows(&placement) => Ok(id),
+        _ => Err(Problem::not_found(format!("no session {id}"))),
+    }
+}
+
 /// A query parameter holding an RFC 3339 time; a bad one is a 400 naming the parameter.
 pub(crate) fn time_param(name: &str, value: Option<&str>) -> Result<Option<time::OffsetDateTime>, Problem> {
     value
@@ -96,37 +118,6 @@ async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-struct ListQuery {
-    /// `live` (default) or `ended`.
-    state: Option<String>,
-    /// At most this many cards (default 100, at most 1000).
-    limit: Option<i64>,
-}
-
-/// Sessions of the caller's tenant, newest first.
-#[utoipa::path(get, path = "/v1/sessions", params(ListQuery),
-    responses((status = 200, body = [Card]), (status = 400, body = Problem), (status = 401, body = Problem)))]
-async fn list_sessions(
-    State(app): State<Arc<App>>,
-    principal: Principal,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<Card>>, Problem> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request("limit must be between 1 and 1000"));
-    }
-    match query.state.as_deref().unwrap_or("live") {
-        "live" => {
-            let now = app.clock.now().wall;
-            let cards = app.registry.cards(Some(&principal.tenant), None);
-            Ok(Json(cards.iter().take(limit as usize).map(|c| c.at(now)).collect()))
-        }
-        "ended" => app.store.ended_sessions(&principal.tenant, limit).await.map(Json).map_err(Problem::internal),
-        other => Err(Problem::bad_request(format!("state must be live or ended, not {other:?}"))),
-    }
-}
-
 /// One session with its log and who held it when; live or ended.
 #[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "session id")),
     responses((status = 200, body = SessionRecord), (status = 404, body = Problem), (status = 401, body = Problem)))]
@@ -135,20 +126,22 @@ async fn get_session(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<SessionRecord>, Problem> {
-    let id: SessionId = id.parse().map_err(|_| Problem::bad_request(format!("{id:?} is not a session id")))?;
-    if let Some(live) = app.registry.get(&id).filter(|l| l.card.tenant == principal.tenant) {
-        if let Some(mut record) = ask(&live, |reply| Command::Record { reply }).await {
-            record.call = app.store.call(id).await.map_err(Problem::internal)?;
-            record.notes = app.store.notes(&principal.tenant, id).await.map_err(Problem::internal)?;
-            return Ok(Json(record));
-        }
-        // It ended meanwhile; its owner committed the end before leaving the registry.
+    let id = visible_session(&app, &principal, &id).await?;
+    let mut record = match app.registry.get(&id) {
+        Some(live) => ask(&live, |reply| Command::Record { reply }).await,
+        None => None,
+    };
+    if let Some(record) = &mut record {
+        record.call = app.store.call(id).await.map_err(Problem::internal)?;
+        record.notes = app.store.notes(&principal.tenant, id).await.map_err(Problem::internal)?;
     }
-    match app.store.session(&principal.tenant, id).await {
-        Ok(Some(record)) => Ok(Json(record)),
-        Ok(None) => Err(Problem::not_found(format!("no session {id}"))),
-        Err(error) => Err(Problem::internal(error)),
+    // Not live (or it ended meanwhile; its owner committed the end before leaving the registry).
+    if record.is_none() {
+        record = app.store.session(&principal.tenant, id).await.map_err(Problem::internal)?;
     }
+    let mut record = record.ok_or_else(|| Problem::not_found(format!("no session {id}")))?;
+    record.card.placement = app.sessions.directory.named(&principal.tenant, &record.card.placement);
+    Ok(Json(record))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -188,6 +181,7 @@ async fn create_token(
         name: request.name.trim().to_string(),
         tenant: request.tenant.unwrap_or(principal.tenant),
         admin: request.admin,
+        user_id: None,
     };
     let now = crate::clock::unix_ms(app.clock.now().wall);
     app.store.put_token(&row, &auth::sha256_hex(&token), now).await.map_err(Problem::internal)?;

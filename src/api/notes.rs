@@ -11,10 +11,10 @@ use serde::Deserialize;
 
 use crate::error::{Path, Problem};
 use crate::server::App;
-use crate::session::SessionId;
 use crate::store::Note;
 
 use super::auth::Principal;
+use super::visible_session;
 
 pub fn router() -> Router<Arc<App>> {
     Router::new()
@@ -44,17 +44,6 @@ fn parse_id(what: &str, id: &str) -> Result<uuid::Uuid, Problem> {
     id.parse().map_err(|_| Problem::bad_request(format!("{id:?} is not a {what} id")))
 }
 
-/// The session `id` of the caller's tenant, or 404.
-async fn session(app: &App, principal: &Principal, id: &str) -> Result<SessionId, Problem> {
-    let id = parse_id("session", id)?;
-    let live = app.registry.get(&id).is_some_and(|l| l.card.tenant == principal.tenant);
-    if live || app.store.has_session(&principal.tenant, id).await.map_err(Problem::internal)? {
-        Ok(id)
-    } else {
-        Err(Problem::not_found(format!("no session {id}")))
-    }
-}
-
 /// A session's notes, oldest first.
 #[utoipa::path(get, path = "/v1/sessions/{id}/notes", params(("id" = String, Path, description = "session id")),
     responses((status = 200, body = [Note]), (status = 404, body = Problem)))]
@@ -63,7 +52,7 @@ pub(super) async fn list_notes(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Note>>, Problem> {
-    let id = session(&app, &principal, &id).await?;
+    let id = visible_session(&app, &principal, &id).await?;
     app.store.notes(&principal.tenant, id).await.map(Json).map_err(Problem::internal)
 }
 
@@ -76,7 +65,7 @@ pub(super) async fn add_note(
     Path(id): Path<String>,
     crate::error::Json(body): crate::error::Json<NoteText>,
 ) -> Result<(StatusCode, Json<Note>), Problem> {
-    let id = session(&app, &principal, &id).await?;
+    let id = visible_session(&app, &principal, &id).await?;
     let now = app.clock.now().wall;
     let note = Note {
         id: uuid::Uuid::new_v4(),
@@ -99,7 +88,7 @@ pub(super) async fn update_note(
     Path((id, note)): Path<(String, String)>,
     crate::error::Json(body): crate::error::Json<NoteText>,
 ) -> Result<Json<Note>, Problem> {
-    let id = session(&app, &principal, &id).await?;
+    let id = visible_session(&app, &principal, &id).await?;
     let note = parse_id("note", &note)?;
     let text = checked(&body)?;
     match app.store.update_note(&principal.tenant, id, note, text, app.clock.now().wall).await {
@@ -118,7 +107,7 @@ pub(super) async fn delete_note(
     principal: Principal,
     Path((id, note)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let id = session(&app, &principal, &id).await?;
+    let id = visible_session(&app, &principal, &id).await?;
     let note = parse_id("note", &note)?;
     match app.store.delete_note(&principal.tenant, id, note).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),

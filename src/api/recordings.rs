@@ -16,7 +16,6 @@ use tower_http::services::ServeFile;
 use crate::error::{Path, Problem, Query};
 use crate::ingest::call::recordings_dir;
 use crate::server::App;
-use crate::session::SessionId;
 
 use super::auth::authenticate;
 
@@ -51,16 +50,8 @@ pub(super) async fn get_recording(
     request: Request,
 ) -> Result<Response, Problem> {
     let principal = authenticate(&app, request.headers(), query.access_token.as_deref()).await?;
-    let id: SessionId = id.parse().map_err(|_| Problem::bad_request(format!("{id:?} is not a session id")))?;
-    let live = app.registry.get(&id).is_some_and(|l| l.card.tenant == principal.tenant);
-    let call = if live {
-        app.store.call(id).await.map_err(Problem::internal)?
-    } else {
-        match app.store.session(&principal.tenant, id).await.map_err(Problem::internal)? {
-            Some(record) => record.call,
-            None => return Err(Problem::not_found(format!("no session {id}"))),
-        }
-    };
+    let id = super::visible_session(&app, &principal, &id).await?;
+    let call = app.store.call(id).await.map_err(Problem::internal)?;
     let call = call.ok_or_else(|| Problem::not_found(format!("session {id} has no call record")))?;
     let stream =
         call.streams.get(index).ok_or_else(|| Problem::not_found(format!("call {id} has no stream {index}")))?;

@@ -1,7 +1,8 @@
 //! `/v1/rules`: the rule set (alert rules, SLA policies, automations) read and changed through
 //! REST. A change is checked whole by the engine (every bad field is named in the 400), takes
 //! effect at once for live sessions, and is saved in the database, where it wins over the
-//! configured file at the next start. Changing needs an admin token.
+//! configured file at the next start. Changing needs the integrations permission (the admin has
+//! every permission).
 //!
 //! - `GET` / `PUT /v1/rules`: the whole set.
 //! - `POST /v1/rules/{section}`: add one (`section` is `alerts`, `sla_policies` or
@@ -51,13 +52,6 @@ async fn install(app: &App, principal: &Principal, config: RulesConfig) -> Resul
     Ok(config)
 }
 
-fn admin(principal: &Principal) -> Result<(), Problem> {
-    match principal.admin {
-        true => Ok(()),
-        false => Err(Problem::forbidden("only an admin token can change rules")),
-    }
-}
-
 /// The rule set in force.
 #[utoipa::path(get, path = "/v1/rules", responses((status = 200, body = RulesConfig), (status = 401, body = Problem)))]
 pub(super) async fn get_rules(
@@ -75,7 +69,7 @@ pub(super) async fn put_rules(
     principal: Principal,
     body: String,
 ) -> Result<Json<RulesConfig>, Problem> {
-    admin(&principal)?;
+    principal.require(crate::org::Permission::Integrations)?;
     let config = RulesConfig::from_json(&body).map_err(|e| invalid(vec![e]))?;
     let _edit = EDIT.lock().await;
     install(&app, &principal, config).await.map(Json)
@@ -135,7 +129,7 @@ pub(super) async fn add_rule(
     Path(section): Path<String>,
     crate::error::Json(item): crate::error::Json<Value>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    admin(&principal)?;
+    principal.require(crate::org::Permission::Integrations)?;
     let _edit = EDIT.lock().await;
     let (whole, mut items) = section_of(&current(&app).await?, &section)?;
     let Some(id) = id_of(&item).map(String::from) else {
@@ -159,7 +153,7 @@ pub(super) async fn put_rule(
     Path((section, id)): Path<(String, String)>,
     crate::error::Json(mut item): crate::error::Json<Value>,
 ) -> Result<Json<Value>, Problem> {
-    admin(&principal)?;
+    principal.require(crate::org::Permission::Integrations)?;
     let _edit = EDIT.lock().await;
     let (whole, mut items) = section_of(&current(&app).await?, &section)?;
     let at = items.iter().position(|i| id_of(i) == Some(&id)).unwrap_or(items.len());
@@ -189,7 +183,7 @@ pub(super) async fn delete_rule(
     principal: Principal,
     Path((section, id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    admin(&principal)?;
+    principal.require(crate::org::Permission::Integrations)?;
     let _edit = EDIT.lock().await;
     let (whole, mut items) = section_of(&current(&app).await?, &section)?;
     let before = items.len();

@@ -175,6 +175,7 @@ pub(super) async fn create_upload(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<UploadAccepted>), Problem> {
+    principal.require(crate::org::Permission::Uploads)?;
     let limit = uploads.config.max_request_bytes;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     if declared.is_some_and(|length: usize| length > limit) {

@@ -146,6 +146,7 @@ impl LiveCall {
                     ..StreamCard::default()
                 })
                 .collect(),
+            placement: placement(&app.sessions.directory, &spec),
             ..Card::new(id, &spec.tenant, spec.source, Channel::Voice, now)
         };
         let dir = recordings_dir(&app.config.data_dir).join(id.to_string());
@@ -291,6 +292,17 @@ impl LiveCall {
         let _ = self.live.commands.send(Command::input(Input::Hangup, None)).await;
         self.transcoder.submit(self.id, self.record);
     }
+}
+
+/// The agent a call belongs to: the one whose extension is the agent stream's number, else the
+/// called number, else the calling one (an agent's outbound call).
+fn placement(directory: &crate::org::Directory, spec: &CallSpec) -> crate::org::Placement {
+    let agents = spec.speakers.iter().filter(|(role, _)| *role == Role::Agent).map(|(_, party)| party);
+    agents
+        .chain([&spec.to, &spec.from])
+        .filter_map(|party| party.number.as_deref())
+        .find_map(|number| directory.by_extension(&spec.tenant, number))
+        .unwrap_or_default()
 }
 
 /// How the transcript names the speaker of a stream.

@@ -3,6 +3,10 @@
 //! export and live feed asks [`Scope::allows`] (or filters by [`Scope::sql`]) before it shows a
 //! session.
 
+mod directory;
+
+pub use directory::Directory;
+
 use serde::{Deserialize, Serialize};
 
 /// Where a session sits in the organization: its agent and that agent's desk and department

@@ -82,6 +82,10 @@ pub struct Context {
     pub rules: Rules,
     /// Masks personal data in every text before the session keeps it.
     pub redactor: Arc<Redactor>,
+    /// Places a session on the agent who takes it over or is assigned it.
+    pub directory: crate::org::Directory,
+    /// Analyses and hands on every session once it has ended.
+    pub finalizer: crate::finalize::Finalizer,
 }
 
 /// Starts the owner task of a new session with `card` and its `timing`; returns its resume
@@ -153,6 +157,18 @@ impl Actor {
         }
     }
 
+    /// Places a session nobody placed yet on the agent `id_or_name` names, if the directory
+    /// knows them: the first agent who takes a session over (or is assigned it) keeps it.
+    fn place_on(&mut self, id_or_name: &str) {
+        let card = self.core.card();
+        if card.placement.agent_id.is_some() {
+            return;
+        }
+        if let Some(placement) = self.ctx.directory.by_agent(&card.tenant, id_or_name) {
+            self.on_input(Input::Place(placement));
+        }
+    }
+
     /// Feeds the core an input whose result nobody waits for.
     fn on_input(&mut self, input: Input) {
         let _ = self.core.handle(input, self.ctx.clock.now());
@@ -164,7 +180,14 @@ impl Actor {
             Command::Input(mut input, reply) => {
                 self.automating = matches!(*input, Input::Automation(_));
                 redact(&self.ctx.redactor, &mut input);
+                let assigned = match &*input {
+                    Input::Automation(SessionAction::AssignAgent(agent)) => Some(agent.clone()),
+                    _ => None,
+                };
                 let result = self.core.handle(*input, self.ctx.clock.now());
+                if let Some(agent) = assigned {
+                    self.place_on(&agent);
+                }
                 return reply.map(|reply| (reply, result));
             }
             Command::Attach { reply } => {
@@ -230,7 +253,10 @@ impl Actor {
                 }
                 Output::HolderChanged(holder) => {
                     match &holder {
-                        Holder::Agent { name } => rule_events.push(EventKind::TakeOver { agent: name.clone() }),
+                        Holder::Agent { name } => {
+                            self.place_on(name);
+                            rule_events.push(EventKind::TakeOver { agent: name.clone() })
+                        }
                         Holder::Bot => rule_events.push(EventKind::Leave),
                         Holder::Waiting { .. } => {}
                     }
@@ -240,6 +266,7 @@ impl Actor {
                 Output::AskBot { seq, text } => self.ask_bot(seq, text),
                 Output::CardChanged => card_changed = true,
                 Output::Hold(on) => rule_events.push(if on { EventKind::HoldStarted } else { EventKind::HoldEnded }),
+                Output::Placed(placement) => self.ctx.writer.send(Write::Placement(self.id, placement)).await,
                 Output::Ended(reason) => {
                     let card = self.core.card().clone();
                     self.ctx.writer.send(Write::Ended(card, self.core.holds().to_vec())).await;
@@ -267,6 +294,7 @@ impl Actor {
                 .increment(1);
             self.ctx.registry.remove(card, &self.resume_token, reason);
             let _ = self.events.send(Event::Ended(reason));
+            self.ctx.finalizer.ended(self.id);
         } else if card_changed {
             self.ctx.registry.update_card(self.core.card().clone());
         }

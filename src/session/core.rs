@@ -78,6 +78,8 @@ pub enum Input {
     Hold(bool),
     /// What the rules stage decided for this session.
     Automation(SessionAction),
+    /// The session's agent became known (by extension, take-over or assignment).
+    Place(crate::org::Placement),
     Shutdown,
 }
 
@@ -132,6 +134,8 @@ pub enum Output {
     CardChanged,
     /// The call went on hold (true) or came back (false).
     Hold(bool),
+    /// The session was placed in the organization (the card changed too).
+    Placed(crate::org::Placement),
     Ended(EndReason),
 }
 
@@ -318,6 +322,14 @@ impl SessionCore {
             }
             Input::Automation(action) => {
                 self.automate(action, now);
+                Ok(Reply::Done)
+            }
+            Input::Place(placement) => {
+                if self.card.placement != placement {
+                    self.card.placement = placement.clone();
+                    self.outputs.push_back(Output::Placed(placement));
+                    self.outputs.push_back(Output::CardChanged);
+                }
                 Ok(Reply::Done)
             }
             Input::Shutdown => {

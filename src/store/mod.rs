@@ -13,10 +13,17 @@ use crate::clock::{from_unix_ms, unix_ms};
 use crate::ingest::call::CallRecord;
 use crate::session::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, SessionId};
 
+mod finalize;
+mod history;
 mod notes;
+mod org;
 mod rules;
+mod search;
 
+pub use finalize::Finalized;
+pub use history::{Cursor, HistoryFilter, ScoreValue, SessionSummary, Sort};
 pub use notes::Note;
+pub use org::{Agent, Department, Desk, OrgRows, User};
 pub use rules::{AlertFilter, AlertRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -36,6 +43,14 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    backend: Backend,
+}
+
+/// Which database the store runs on, where portable SQL is not enough (full-text search).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 /// A session as stored: its card, its log and who held it when.
@@ -65,6 +80,16 @@ pub struct TokenRow {
     pub name: String,
     pub tenant: String,
     pub admin: bool,
+    /// The user the token acts for; None for the admin's and legacy supervisor tokens.
+    pub user_id: Option<String>,
+}
+
+/// A token with what its user may see and do.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub token: TokenRow,
+    /// The user's scope, permissions and whether they are active, when the token has a user.
+    pub user: Option<User>,
 }
 
 const CARD_COLUMNS: &str = "id, tenant, site, channel, state, started_at, ended_at, end_reason, \
@@ -95,10 +120,12 @@ impl Store {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
+        let backend = if sqlite { Backend::Sqlite } else { Backend::Postgres };
+        search::ensure(&pool, backend).await?;
         if sqlite {
             tokio::spawn(checkpoint_loop(pool.clone()));
         }
-        let store = Store { pool };
+        let store = Store { pool, backend };
         store.close_orphans().await?;
         Ok(store)
     }
@@ -122,44 +149,36 @@ impl Store {
         Ok(())
     }
 
-    /// Ended sessions of a tenant, newest first.
-    pub async fn ended_sessions(&self, tenant: &str, limit: i64) -> Result<Vec<Card>, StoreError> {
-        let sql = format!(
-            "SELECT {CARD_COLUMNS} FROM sessions WHERE tenant = $1 AND state = 'ended' \
-             ORDER BY started_at DESC LIMIT $2"
-        );
-        let rows = sqlx::query(&sql).bind(tenant).bind(limit).fetch_all(&self.pool).await?;
-        rows.iter().map(card_from_row).collect()
-    }
-
-    /// Ended sessions of a tenant started in `[since, until)` (Unix ms), oldest first, as a
-    /// bounded stream: a task reads them row by row and waits while the receiver is behind, so
-    /// an export of any size holds a few rows at a time.
-    pub fn ended_sessions_stream(
+    /// The history of ended sessions matching `filter` within `scope`, as a bounded stream:
+    /// a task reads it page by page (keyset pagination) and waits while the receiver is behind,
+    /// so an export of any size holds one page at a time.
+    pub fn history_stream(
         &self,
         tenant: &str,
-        since: Option<i64>,
-        until: Option<i64>,
-    ) -> mpsc::Receiver<Result<Card, StoreError>> {
-        let (tx, rx) = mpsc::channel(64);
-        let (pool, tenant) = (self.pool.clone(), tenant.to_string());
+        scope: &crate::org::Scope,
+        mut filter: HistoryFilter,
+    ) -> mpsc::Receiver<Result<SessionSummary, StoreError>> {
+        const PAGE: i64 = 500;
+        let (tx, rx) = mpsc::channel(PAGE as usize);
+        let (store, tenant, scope) = (self.clone(), tenant.to_string(), scope.clone());
+        filter.limit = PAGE;
         tokio::spawn(async move {
-            use futures_util::TryStreamExt;
-            let sql = format!(
-                "SELECT {CARD_COLUMNS} FROM sessions WHERE tenant = $1 AND state = 'ended' \
-                 AND started_at >= $2 AND started_at < $3 ORDER BY started_at, id"
-            );
-            let query = sqlx::query(&sql).bind(tenant).bind(since.unwrap_or(i64::MIN)).bind(until.unwrap_or(i64::MAX));
-            let mut rows = query.fetch(&pool);
             loop {
-                let next = match rows.try_next().await {
-                    Ok(Some(row)) => card_from_row(&row),
-                    Ok(None) => return,
-                    Err(error) => Err(error.into()),
+                let (rows, next) = match store.history(&tenant, &scope, &filter).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        let _ = tx.send(Err(error)).await;
+                        return;
+                    }
                 };
-                let failed = next.is_err();
-                if tx.send(next).await.is_err() || failed {
-                    return;
+                for row in rows {
+                    if tx.send(Ok(row)).await.is_err() {
+                        return;
+                    }
+                }
+                match next {
+                    Some(next) => filter.after = Some(next),
+                    None => return,
                 }
             }
         });
@@ -168,7 +187,8 @@ impl Store {
 
     /// One session of a tenant with its log and holds.
     pub async fn session(&self, tenant: &str, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let sql = format!("SELECT {CARD_COLUMNS}, analysis, analysis_skipped FROM sessions WHERE id = $1 AND tenant = $2");
+        let sql =
+            format!("SELECT {CARD_COLUMNS}, analysis, analysis_skipped FROM sessions WHERE id = $1 AND tenant = $2");
         let Some(row) = sqlx::query(&sql).bind(id.to_string()).bind(tenant).fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
@@ -228,18 +248,33 @@ impl Store {
         .transpose()
     }
 
-    pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRow>, StoreError> {
-        let row = sqlx::query("SELECT id, name, tenant, is_admin FROM api_tokens WHERE token_sha256 = $1")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenGrant>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.id, t.name, t.tenant, t.is_admin, t.user_id, u.name AS user_name, u.scope, u.permissions, u.active \
+             FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.token_sha256 = $1",
+        )
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| {
-            Ok(TokenRow {
+            let token = TokenRow {
                 id: row.try_get("id")?,
                 name: row.try_get("name")?,
                 tenant: row.try_get("tenant")?,
                 admin: row.try_get::<i64, _>("is_admin")? != 0,
-            })
+                user_id: row.try_get("user_id")?,
+            };
+            let user = match &token.user_id {
+                Some(id) => Some(User {
+                    id: id.clone(),
+                    name: row.try_get("user_name")?,
+                    scope: serde_json::from_str(&row.try_get::<String, _>("scope")?)?,
+                    permissions: serde_json::from_str(&row.try_get::<String, _>("permissions")?)?,
+                    active: row.try_get::<i64, _>("active")? != 0,
+                }),
+                None => None,
+            };
+            Ok(TokenGrant { token, user })
         })
         .transpose()
     }
@@ -249,8 +284,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(&token.id).execute(&mut *tx).await?;
         sqlx::query(
-            "INSERT INTO api_tokens (id, name, tenant, is_admin, token_sha256, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_tokens (id, name, tenant, is_admin, token_sha256, created_at, user_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&token.id)
         .bind(&token.name)
@@ -258,6 +293,7 @@ impl Store {
         .bind(token.admin as i64)
         .bind(sha256)
         .bind(now_ms)
+        .bind(token.user_id.clone())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -305,6 +341,8 @@ pub enum Write {
     Call(SessionId, CallRecord),
     /// An alert the rules stage raised.
     Alert(AlertRecord),
+    /// A live session was placed on an agent (data scopes filter by it at once).
+    Placement(SessionId, crate::org::Placement),
 }
 
 // Jobs live only in the queue, so their size difference costs nothing worth a Box.
@@ -372,8 +410,9 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
         match write {
             Write::Started(card) => {
                 sqlx::query(
-                    "INSERT INTO sessions (id, tenant, site, channel, state, started_at, device, holder, country) \
-                     VALUES ($1, $2, $3, $4, 'live', $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO sessions (id, tenant, site, channel, state, started_at, device, holder, country, \
+                     agent_id, desk_id, department_id) \
+                     VALUES ($1, $2, $3, $4, 'live', $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(card.session_id.to_string())
                 .bind(&card.tenant)
@@ -383,8 +422,20 @@ async fn apply(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
                 .bind(&card.device)
                 .bind(serde_json::to_string(&card.holder)?)
                 .bind(card.country.clone())
+                .bind(card.placement.agent_id.clone())
+                .bind(card.placement.desk_id.clone())
+                .bind(card.placement.department_id.clone())
                 .execute(&mut *tx)
                 .await?;
+            }
+            Write::Placement(id, placement) => {
+                sqlx::query("UPDATE sessions SET agent_id = $2, desk_id = $3, department_id = $4 WHERE id = $1")
+                    .bind(id.to_string())
+                    .bind(placement.agent_id.clone())
+                    .bind(placement.desk_id.clone())
+                    .bind(placement.department_id.clone())
+                    .execute(&mut *tx)
+                    .await?;
             }
             Write::Entry(id, e) => {
                 let name = match &e.author {

@@ -28,16 +28,6 @@ pub struct Note {
 const COLUMNS: &str = "id, author, text, created_at, updated_at";
 
 impl Store {
-    /// Whether the tenant has a stored session `id` (a live one is stored from its start).
-    pub async fn has_session(&self, tenant: &str, id: SessionId) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 AS one FROM sessions WHERE id = $1 AND tenant = $2")
-            .bind(id.to_string())
-            .bind(tenant)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
-    }
-
     /// A session's notes, oldest first.
     pub async fn notes(&self, tenant: &str, session: SessionId) -> Result<Vec<Note>, StoreError> {
         let sql = format!(

@@ -81,7 +81,13 @@ pub(super) async fn insert_alert(tx: &mut Transaction<'_, Any>, alert: &AlertRec
 
 impl Store {
     /// A tenant's alerts matching `filter`, newest first.
-    pub async fn alerts(&self, tenant: &str, filter: &AlertFilter) -> Result<Vec<AlertRecord>, StoreError> {
+    /// The tenant's alerts on sessions within `scope`, newest first.
+    pub async fn alerts(
+        &self,
+        tenant: &str,
+        scope: &crate::org::Scope,
+        filter: &AlertFilter,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
         let mut sql = format!("SELECT {COLUMNS} FROM alerts WHERE tenant = $1");
         let mut n = 1;
         let mut next = |column: &str, op: &str| {
@@ -116,6 +122,13 @@ impl Store {
             Some(false) => sql.push_str(" AND acknowledged_at IS NULL"),
             None => {}
         }
+        let (scope_sql, scope_binds) = scope.sql("s", n + 1);
+        if *scope != crate::org::Scope::All {
+            sql.push_str(&format!(
+                " AND session_id IN (SELECT s.id FROM sessions s WHERE s.tenant = $1 AND {scope_sql})"
+            ));
+        }
+        n += scope_binds.len();
         n += 1;
         sql.push_str(&format!(" ORDER BY raised_at DESC, id DESC LIMIT ${n}"));
         let mut query = sqlx::query(&sql).bind(tenant);
@@ -123,6 +136,9 @@ impl Store {
             query = query.bind(value);
         }
         for value in times {
+            query = query.bind(value);
+        }
+        for value in scope_binds {
             query = query.bind(value);
         }
         let rows = query.bind(filter.limit).fetch_all(&self.pool).await?;
@@ -148,6 +164,11 @@ impl Store {
         .bind(by)
         .execute(&self.pool)
         .await?;
+        self.alert(tenant, id).await
+    }
+
+    /// One alert of the tenant.
+    pub async fn alert(&self, tenant: &str, id: uuid::Uuid) -> Result<Option<AlertRecord>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM alerts WHERE tenant = $1 AND id = $2"))
             .bind(tenant)
             .bind(id.to_string())

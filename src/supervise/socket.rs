@@ -77,6 +77,9 @@ struct Connection<'a> {
     /// Forwarding tasks of watched sessions.
     watches: HashMap<SessionId, JoinHandle<()>>,
     held: HashSet<SessionId>,
+    /// Live sessions this supervisor was shown (within their data scope): only their ends and
+    /// alerts reach them.
+    shown: HashSet<SessionId>,
     outbox: mpsc::Sender<String>,
     inbox: mpsc::Receiver<String>,
 }
@@ -84,7 +87,15 @@ struct Connection<'a> {
 impl<'a> Connection<'a> {
     fn new(app: &'a App, principal: Principal) -> Connection<'a> {
         let (outbox, inbox) = mpsc::channel(OUTBOX);
-        Connection { app, principal, watches: HashMap::new(), held: HashSet::new(), outbox, inbox }
+        Connection {
+            app,
+            principal,
+            watches: HashMap::new(),
+            held: HashSet::new(),
+            shown: HashSet::new(),
+            outbox,
+            inbox,
+        }
     }
 
     async fn serve(&mut self, socket: &mut WebSocket) -> Option<Close> {
@@ -97,9 +108,17 @@ impl<'a> Connection<'a> {
                 event = feed.recv() => {
                     let now = self.app.clock.now().wall;
                     let sent = match event {
-                        Ok(FeedEvent::Card(card)) => ws::send(socket, &Out::Card { card: card.at(now) }).await,
-                        Ok(FeedEvent::Ended { session_id, reason }) => ws::send(socket, &Out::Ended { session_id, reason }).await,
-                        Ok(FeedEvent::Alert(alert)) => ws::send(socket, &Out::Alert { alert: &alert }).await,
+                        Ok(FeedEvent::Card(card)) if self.principal.scope.allows(&card.placement) => {
+                            self.shown.insert(card.session_id);
+                            ws::send(socket, &Out::Card { card: card.at(now) }).await
+                        }
+                        Ok(FeedEvent::Ended { session_id, reason }) if self.shown.remove(&session_id) => {
+                            ws::send(socket, &Out::Ended { session_id, reason }).await
+                        }
+                        Ok(FeedEvent::Alert(alert)) if self.may_see_alert(&alert).await => {
+                            ws::send(socket, &Out::Alert { alert: &alert }).await
+                        }
+                        Ok(_) => Ok(()),
                         Err(broadcast::error::RecvError::Lagged(_)) => self.snapshot(socket).await,
                         Err(broadcast::error::RecvError::Closed) => return Some(Close::new(ws::GOING_AWAY, "server shutting down")),
                     };
@@ -125,18 +144,35 @@ impl<'a> Connection<'a> {
         }
     }
 
-    async fn snapshot(&self, socket: &mut WebSocket) -> Result<(), axum::Error> {
+    async fn snapshot(&mut self, socket: &mut WebSocket) -> Result<(), axum::Error> {
         let now = self.app.clock.now().wall;
-        let cards = self.app.registry.cards(Some(&self.principal.tenant), None).iter().map(|c| c.at(now)).collect();
+        let cards: Vec<_> = self
+            .app
+            .registry
+            .cards(Some(&self.principal.tenant), None)
+            .iter()
+            .filter(|c| self.principal.scope.allows(&c.placement))
+            .map(|c| c.at(now))
+            .collect();
+        self.shown = cards.iter().map(|c| c.session_id).collect();
         ws::send(socket, &Out::Snapshot { cards }).await
     }
 
-    /// The session, if it is live and in this supervisor's tenant.
+    /// Whether an alert's session is one this supervisor may see (live: shown to them; ended:
+    /// stored within their scope).
+    async fn may_see_alert(&self, alert: &crate::store::AlertRecord) -> bool {
+        self.principal.scope == crate::org::Scope::All
+            || self.shown.contains(&alert.session_id)
+            || crate::api::visible_session(self.app, &self.principal, &alert.session_id.to_string()).await.is_ok()
+    }
+
+    /// The session, if it is live, in this supervisor's tenant and within their data scope.
     fn session(&self, id: SessionId) -> Result<Live, (&'static str, String)> {
         self.app
             .registry
             .get(&id)
             .filter(|live| live.card.tenant == self.principal.tenant)
+            .filter(|live| self.principal.scope.allows(&live.card.placement))
             .ok_or(("unknown_session", format!("no live session {id}")))
     }
 

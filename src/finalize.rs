@@ -1,0 +1,102 @@
+//! Finalize: what happens once to every session after its end is committed. One task takes the
+//! ended sessions in turn, reads each back from the store, names its placement, and stores in
+//! one transaction what the day after needs: duration and searchable text. A session whose
+//! finalize did not commit (a crash, a stop) is picked up again at the next start, so no
+//! finished call is ever missed; committing twice is impossible (`finalized_at` is checked).
+
+use tokio::sync::mpsc;
+
+use crate::clock::Clock;
+use crate::org::Directory;
+use crate::session::SessionId;
+use crate::store::{Finalized, SessionRecord, Store, StoreError};
+
+/// Hands ended sessions to the finalize task.
+#[derive(Clone)]
+pub struct Finalizer {
+    tx: mpsc::UnboundedSender<SessionId>,
+}
+
+/// What the finalize task works with.
+pub struct FinalizeContext {
+    pub store: Store,
+    pub directory: Directory,
+    pub clock: Clock,
+}
+
+/// Sessions left unfinalized by an earlier run, read per batch at start.
+const RECOVERY_BATCH: i64 = 500;
+
+impl Finalizer {
+    /// Starts the task; it first finalizes what an earlier run left, then each session handed
+    /// to [`Finalizer::ended`], in order.
+    pub fn start(ctx: FinalizeContext) -> Finalizer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(ctx, rx));
+        Finalizer { tx }
+    }
+
+    /// The session's end is committed: finalize it. (Unbounded: one id per ended session.)
+    pub fn ended(&self, id: SessionId) {
+        let _ = self.tx.send(id);
+    }
+}
+
+async fn run(ctx: FinalizeContext, mut rx: mpsc::UnboundedReceiver<SessionId>) {
+    loop {
+        match ctx.store.unfinalized(RECOVERY_BATCH).await {
+            Ok(ids) if ids.is_empty() => break,
+            Ok(ids) => {
+                tracing::info!(sessions = ids.len(), "finalizing sessions an earlier run left");
+                for id in ids {
+                    finalize_retrying(&ctx, id).await;
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot list unfinalized sessions; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+    while let Some(id) = rx.recv().await {
+        finalize_retrying(&ctx, id).await;
+    }
+}
+
+/// Finalizes one session, retrying while the database fails (nothing is dropped).
+async fn finalize_retrying(ctx: &FinalizeContext, id: SessionId) {
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        match finalize(ctx, id).await {
+            Ok(()) => return,
+            Err(error) => {
+                metrics::counter!(crate::metrics::STORE_ERRORS).increment(1);
+                tracing::error!(session = %id, %error, "finalize failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn finalize(ctx: &FinalizeContext, id: SessionId) -> Result<(), StoreError> {
+    let Some(mut record) = ctx.store.ended_session(id).await? else {
+        return Ok(()); // finalized already, or not ended
+    };
+    record.card.placement = ctx.directory.named(&record.card.tenant, &record.card.placement);
+    let finalized = Finalized { duration_ms: duration_ms(&record), search_text: search_text(&record) };
+    ctx.store.finalize(&record, &finalized, ctx.clock.now().wall).await?;
+    metrics::counter!(crate::metrics::SESSIONS_FINALIZED, "channel" => record.card.channel.as_str()).increment(1);
+    Ok(())
+}
+
+fn duration_ms(record: &SessionRecord) -> i64 {
+    let end = record.card.ended_at.unwrap_or(record.card.started_at);
+    ((end - record.card.started_at).whole_milliseconds() as i64).max(0)
+}
+
+/// The text full-text search finds the session by: every message and transcript line.
+fn search_text(record: &SessionRecord) -> String {
+    let lines: Vec<&str> = record.messages.iter().filter(|e| e.notice.is_none()).map(|e| e.text.as_str()).collect();
+    lines.join("\n")
+}
