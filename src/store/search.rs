@@ -2,6 +2,8 @@
 //! full-text (a GIN index over `to_tsvector('simple', body)`). Neither is portable SQL, so the
 //! search table is made here at connect, per backend, instead of in the shared migrations.
 //! Both use the language-neutral tokenizer (no stemming): a contact center hears many languages.
+//! Text and queries are folded the same way first (lower case, accents dropped), so "donde"
+//! finds "Dónde" on either database.
 
 use sqlx::{Any, AnyPool, Transaction};
 
@@ -32,7 +34,7 @@ pub(super) async fn index(
     sqlx::query("INSERT INTO session_search (session_id, tenant, body) VALUES ($1, $2, $3)")
         .bind(session)
         .bind(tenant)
-        .bind(body)
+        .bind(fold(body))
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -44,16 +46,22 @@ pub(super) fn condition(backend: Backend, query: &str, n: usize) -> (String, Str
     match backend {
         Backend::Sqlite => (
             format!("s.id IN (SELECT session_id FROM session_search WHERE session_search MATCH ${n})"),
-            fts5_query(query),
+            fts5_query(&fold(query)),
         ),
         Backend::Postgres => (
             format!(
                 "s.id IN (SELECT session_id FROM session_search \
                  WHERE to_tsvector('simple', body) @@ websearch_to_tsquery('simple', ${n}))"
             ),
-            query.to_string(),
+            fold(query),
         ),
     }
+}
+
+/// Lower case without diacritics (canonical decomposition, combining marks dropped).
+fn fold(text: &str) -> String {
+    use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
+    text.nfd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase).collect()
 }
 
 /// The user's query in FTS5 syntax, with the meaning PostgreSQL's `websearch_to_tsquery` gives
@@ -114,7 +122,14 @@ fn fts5_query(query: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fts5_query;
+    use super::{fold, fts5_query};
+
+    #[test]
+    fn folding_drops_case_and_accents_only() {
+        assert_eq!(fold("¿Dónde está MI Factura?"), "¿donde esta mi factura?");
+        assert_eq!(fold("Ñandú Çava"), "nandu cava");
+        assert_eq!(fold("שלום עולם"), "שלום עולם");
+    }
 
     #[test]
     fn user_queries_become_safe_fts5() {

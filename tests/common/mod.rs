@@ -370,6 +370,8 @@ pub struct Uac {
     /// hark's tag, once a final response carried it.
     pub to_tag: Option<String>,
     cseq: u32,
+    /// The called user (an agent's extension, say).
+    to_user: String,
 }
 
 /// A SIP message as the test reads it.
@@ -416,9 +418,15 @@ pub fn pcmu_offer(port: u16, direction: &str) -> String {
 
 impl Uac {
     pub async fn new(port: u16) -> Uac {
+        Uac::calling(port, "hark").await
+    }
+
+    /// A UAC whose requests are addressed to `user` at hark.
+    pub async fn calling(port: u16, user: &str) -> Uac {
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let hark = format!("127.0.0.1:{port}").parse().unwrap();
-        Uac { socket, hark, call_id: format!("{}@test", uuid::Uuid::new_v4()), to_tag: None, cseq: 0 }
+        let call_id = format!("{}@test", uuid::Uuid::new_v4());
+        Uac { socket, hark, call_id, to_tag: None, cseq: 0, to_user: user.to_string() }
     }
 
     /// Sends a request of the dialog (a new CSeq unless it is an ACK).
@@ -429,11 +437,12 @@ impl Uac {
         let local = self.socket.local_addr().unwrap();
         let to_tag = self.to_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
         let message = format!(
-            "{method} sip:hark@{hark} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
-             From: <sip:caller@{local}>;tag=uac1\r\nTo: <sip:hark@{hark}>{to_tag}\r\nCall-ID: {call_id}\r\n\
+            "{method} sip:{to}@{hark} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
+             From: <sip:caller@{local}>;tag=uac1\r\nTo: <sip:{to}@{hark}>{to_tag}\r\nCall-ID: {call_id}\r\n\
              CSeq: {cseq} {method}\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\n{extra_headers}\
              Content-Length: {len}\r\n\r\n{body}",
             hark = self.hark,
+            to = self.to_user,
             branch = uuid::Uuid::new_v4().simple(),
             call_id = self.call_id,
             cseq = self.cseq,
