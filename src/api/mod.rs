@@ -40,7 +40,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/supervise", get(crate::supervise::socket::upgrade))
         .route("/v1/sessions", get(history::list_sessions))
         .merge(export::router())
-        .route("/v1/sessions/{id}", get(get_session))
+        .route("/v1/sessions/{id}", get(get_session).delete(delete_session))
         .route("/v1/tokens", post(create_token))
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
@@ -61,7 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
-    paths(history::list_sessions, get_session, export::export, alerts::list_alerts, alerts::acknowledge,
+    paths(history::list_sessions, get_session, delete_session, export::export, alerts::list_alerts, alerts::acknowledge,
         notes::list_notes, notes::add_note, notes::update_note, notes::delete_note,
         org::list_departments, org::add_department, org::list_desks, org::add_desk, org::list_agents, org::add_agent,
         org::deactivate_agent, org::list_users, org::add_user, org::update_user, org::add_user_token,
@@ -142,6 +142,46 @@ async fn get_session(
     let mut record = record.ok_or_else(|| Problem::not_found(format!("no session {id}")))?;
     record.card.placement = app.sessions.directory.named(&principal.tenant, &record.card.placement);
     Ok(Json(record))
+}
+
+/// Deletes a finished session with its transcript, notes, alerts, analysis and recordings (the
+/// `delete_calls` permission). Reports keep counting it: the conversation happened.
+#[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "session id")),
+    responses((status = 204), (status = 404, body = Problem), (status = 403, body = Problem),
+        (status = 409, description = "the session is still live", body = Problem)))]
+async fn delete_session(
+    State(app): State<Arc<App>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    principal.require(crate::org::Permission::DeleteCalls)?;
+    let id = visible_session(&app, &principal, &id).await?;
+    if app.registry.get(&id).is_some() {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            format!("session {id} is live; it can be deleted once it ends"),
+        ));
+    }
+    // A finished call's recordings are transcoded after it ends; the transcoder then updates
+    // the call record, which must still exist.
+    let call = app.store.call(id).await.map_err(Problem::internal)?;
+    if call.is_some_and(|c| c.streams.iter().any(|s| s.recording.as_deref().is_some_and(|r| r.ends_with(".wav")))) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            format!("the recordings of call {id} are still being transcoded; try again in a minute"),
+        ));
+    }
+    if !app.store.delete_session(&principal.tenant, id).await.map_err(Problem::internal)? {
+        return Err(Problem::not_found(format!("no session {id}")));
+    }
+    let folder = crate::ingest::call::recordings_dir(&app.config.data_dir).join(id.to_string());
+    match std::fs::remove_dir_all(&folder) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => tracing::warn!(session = %id, %error, "recordings of a deleted session remain"),
+    }
+    tracing::info!(session = %id, by = %principal.name, "session deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -224,6 +224,37 @@ impl Store {
         Ok(Some(SessionRecord { card, messages, holds, call, notes, analysis, analysis_skipped }))
     }
 
+    /// Deletes an ended session of the tenant with everything kept of it (log, holds, call
+    /// record, notes, alerts, analysis, search text); false when there is no such ended session.
+    /// The caller removes the recordings' files.
+    pub async fn delete_session(&self, tenant: &str, id: SessionId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("SELECT 1 AS one FROM sessions WHERE id = $1 AND tenant = $2 AND state = 'ended'")
+            .bind(&id)
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Ok(false);
+        }
+        for table in [
+            "session_messages",
+            "session_holds",
+            "calls",
+            "session_notes",
+            "alerts",
+            "session_scores",
+            "session_checklist",
+            "session_search",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = $1")).bind(&id).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM sessions WHERE id = $1").bind(&id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The call record of a voice session.
     pub async fn call(&self, id: SessionId) -> Result<Option<CallRecord>, StoreError> {
         sqlx::query(
