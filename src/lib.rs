@@ -12,6 +12,8 @@
 //! - [`rules`]: alert rules, SLA clocks and automations, evaluated per event.
 //! - [`supervise`]: the supervisor socket `/v1/supervise`: live cards, watch, take over.
 //! - [`analysis`]: post-call analysis of a finished session: scores, checklist, tags, outcome.
+//! - [`webhooks`]: one signed POST per finished call or chat to each of the tenant's endpoints,
+//!   from a database outbox, retried for at least a day, with a delivery log.
 //! - [`org`]: departments → desks → agents, users' data scopes and feature permissions.
 //! - [`store`]: finished and live sessions in SQLite (default) or PostgreSQL.
 //! - [`api`]: REST routes, bearer-token auth, health, OpenAPI.
@@ -38,4 +40,5 @@ pub mod session;
 pub mod speech;
 pub mod store;
 pub mod supervise;
+pub mod webhooks;
 pub mod ws;

@@ -10,6 +10,7 @@ pub mod pages;
 pub mod recordings;
 pub mod rules;
 pub mod uploads;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -47,6 +48,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(alerts::router())
         .merge(rules::router())
         .merge(notes::router())
+        .merge(webhooks::router())
         .merge(pages::router())
         .merge(recordings::router())
         .merge(uploads::router(&app.config.uploads))
@@ -60,10 +62,14 @@ pub fn router(app: Arc<App>) -> Router {
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
     paths(list_sessions, get_session, export::export, alerts::list_alerts, alerts::acknowledge,
         notes::list_notes, notes::add_note, notes::update_note, notes::delete_note,
-        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
+        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::list_deliveries,
+        create_token, healthz, readyz),
     components(schemas(Card, SessionRecord, crate::store::AlertRecord, crate::rules::RulesConfig, Problem,
         crate::error::InvalidParam, crate::store::Note, notes::NoteText, TokenRequest, TokenCreated,
-        uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus)),
+        uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus,
+        webhooks::NewWebhook, webhooks::WebhookCreated, crate::store::WebhookEndpoint, crate::store::WebhookDelivery,
+        crate::store::WebhookAttempt, crate::store::DeliveryState, crate::webhooks::payload::FinishedCall)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

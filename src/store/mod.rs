@@ -15,9 +15,14 @@ use crate::session::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Noti
 
 mod notes;
 mod rules;
+mod webhooks;
 
 pub use notes::Note;
 pub use rules::{AlertFilter, AlertRecord};
+pub use webhooks::{
+    enqueue, AttemptResult, ClaimedDelivery, DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    CALL_FINISHED,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
