@@ -134,7 +134,8 @@ impl App {
             false => None,
         };
         let shutdown = CancellationToken::new();
-        let webhooks = crate::webhooks::Webhooks::start(store.clone(), &config.webhooks, clock.clone(), shutdown.clone());
+        let webhooks =
+            crate::webhooks::Webhooks::start(store.clone(), &config.webhooks, clock.clone(), shutdown.clone());
         Ok(Arc::new(App {
             speech,
             rules,

@@ -4,7 +4,7 @@
 //! signed (checked here with the `hmac` crate, independently of hark's signer); the delivery log
 //! shows each refused attempt and the success; a receiver's 410 deactivates its endpoint; a
 //! deleted endpoint gets nothing new. The routes keep to the token's tenant, need the
-//! Integrations permission and refuse a URL that is not http(s).
+//! Integrations permission, refuse a URL that is not http(s), and are in the OpenAPI description.
 
 mod common;
 
@@ -198,9 +198,9 @@ async fn delivered_exactly_once_across_restarts(database_url: Option<&str>) {
     assert!(listed.to_string().find("whsec_").is_none(), "the list shows no secret: {listed}");
 
     // Three calls finish while hark runs; queuing one again adds nothing.
-    let database_url = database_url.map(String::from).unwrap_or_else(|| {
-        format!("sqlite://{}?mode=rwc", server.data_dir.path().join("hark.db").display())
-    });
+    let database_url = database_url
+        .map(String::from)
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", server.data_dir.path().join("hark.db").display()));
     let store = Store::connect(&database_url, 2).await.unwrap();
     let sessions: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::new_v4()).collect();
     enqueue(&store, &sessions).await;
@@ -210,7 +210,9 @@ async fn delivered_exactly_once_across_restarts(database_url: Option<&str>) {
     server.restart().await;
     until(Duration::from_secs(15), "two refused attempts per call", || {
         let refused = receiver.requests("hooks");
-        sessions.iter().all(|s| refused.iter().filter(|r| r.body.windows(36).any(|w| w == s.to_string().as_bytes())).count() >= 2)
+        sessions
+            .iter()
+            .all(|s| refused.iter().filter(|r| r.body.windows(36).any(|w| w == s.to_string().as_bytes())).count() >= 2)
     })
     .await;
     // Restarted again mid-retry; then the receiver is back.
@@ -237,7 +239,10 @@ async fn delivered_exactly_once_across_restarts(database_url: Option<&str>) {
             *accepted.entry(key).or_default() += 1;
             let body: Value = serde_json::from_slice(&request.body).unwrap();
             assert_eq!(body["origin_id"], format!("call-{}", body["id"].as_str().unwrap()));
-            assert_eq!((body["client_phone"].as_str(), body["direction"].as_str()), (Some("+15551234"), Some("inbound")));
+            assert_eq!(
+                (body["client_phone"].as_str(), body["direction"].as_str()),
+                (Some("+15551234"), Some("inbound"))
+            );
             assert_eq!(body["transcription"][0]["text"], "I want to cancel");
             delivered_sessions.push(body["id"].as_str().unwrap().to_string());
         }
@@ -361,4 +366,9 @@ async fn the_routes_keep_to_the_tenant_need_integrations_and_check_the_url() {
     assert_eq!(server.get("/v1/webhooks/nope/deliveries", ADMIN).await.0, 400);
     let unknown = uuid::Uuid::new_v4();
     assert_eq!(server.get(&format!("/v1/webhooks/{unknown}/deliveries"), ADMIN).await.0, 404);
+
+    let (_, openapi) = server.get("/v1/openapi.json", ADMIN).await;
+    assert!(openapi["paths"]["/v1/webhooks"]["post"].is_object());
+    assert!(openapi["paths"]["/v1/webhooks/{id}/deliveries"]["get"].is_object());
+    assert!(openapi["components"]["schemas"]["FinishedCall"]["properties"]["transcription"].is_object());
 }

@@ -111,11 +111,8 @@ pub(super) async fn create_webhook(
     }
     let secret = crate::webhooks::sign::new_secret();
     let now = crate::clock::unix_ms(app.clock.now().wall);
-    let endpoint = app
-        .store
-        .create_webhook(&principal.tenant, url, description, &secret, now)
-        .await
-        .map_err(Problem::internal)?;
+    let endpoint =
+        app.store.create_webhook(&principal.tenant, url, description, &secret, now).await.map_err(Problem::internal)?;
     tracing::info!(by = %principal.name, id = %endpoint.id, "webhook added");
     Ok((StatusCode::CREATED, Json(WebhookCreated { endpoint, secret })))
 }

@@ -179,7 +179,12 @@ pub async fn enqueue(
 }
 
 /// Deactivates an endpoint and gives up its pending deliveries, saying why.
-async fn deactivate(tx: &mut Transaction<'_, Any>, endpoint: &str, reason: &str, now_ms: i64) -> Result<(), StoreError> {
+async fn deactivate(
+    tx: &mut Transaction<'_, Any>,
+    endpoint: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE webhook_endpoints SET active = 0, deactivated_at = $2, deactivated_reason = $3 \
          WHERE id = $1 AND active = 1",

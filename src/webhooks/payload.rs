@@ -222,7 +222,12 @@ mod tests {
         record.messages = vec![dtmf, hello, answer];
         record.analysis = Some(Analysis {
             scores: vec![Score { label: "silence".into(), score: 8, explanation: "2 s of silence".into() }],
-            checklist: vec![ChecklistResult { id: "greet".into(), label: "Greeted".into(), done: false, evidence: None }],
+            checklist: vec![ChecklistResult {
+                id: "greet".into(),
+                label: "Greeted".into(),
+                done: false,
+                evidence: None,
+            }],
             tags: vec!["refund".into(), "vip".into()],
             category: Some("billing".into()),
             outcome: Some("resolved".into()),
