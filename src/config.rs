@@ -29,6 +29,7 @@ pub struct Config {
     pub speech: crate::speech::SpeechConfig,
     pub rules: RulesSettings,
     pub privacy: crate::privacy::PrivacySettings,
+    pub webhooks: WebhooksConfig,
     pub sites: Vec<SiteConfig>,
 }
 
@@ -36,6 +37,22 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct RulesSettings {
     pub file: String,
+}
+
+/// Webhooks for finished sessions: the retry schedule and the sender's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Wait after the first failed attempt; each further failure doubles it.
+    pub retry_base_secs: f64,
+    /// Longest wait between attempts.
+    pub retry_max_secs: f64,
+    /// A delivery is given up this long after it was queued (at least 24).
+    pub give_up_after_hours: u64,
+    /// Longest one attempt may take, connection to answer.
+    pub timeout_secs: u64,
+    /// Attempts in flight at once, all endpoints together.
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,6 +235,19 @@ impl Config {
         if self.chat.rate_per_sec <= 0.0 || self.chat.rate_burst == 0 {
             return Err(ConfigError::Invalid("chat.rate_per_sec and chat.rate_burst must be > 0".into()));
         }
+        let hooks = &self.webhooks;
+        if !(hooks.retry_base_secs > 0.0 && hooks.retry_base_secs.is_finite()) {
+            return Err(ConfigError::Invalid("webhooks.retry_base_secs must be > 0".into()));
+        }
+        if !(hooks.retry_max_secs >= hooks.retry_base_secs && hooks.retry_max_secs.is_finite()) {
+            return Err(ConfigError::Invalid("webhooks.retry_max_secs must be at least retry_base_secs".into()));
+        }
+        if hooks.give_up_after_hours < 24 {
+            return Err(ConfigError::Invalid("webhooks.give_up_after_hours must be at least 24".into()));
+        }
+        if hooks.timeout_secs == 0 || hooks.concurrency == 0 {
+            return Err(ConfigError::Invalid("webhooks.timeout_secs and concurrency must be at least 1".into()));
+        }
         Ok(())
     }
 
@@ -336,6 +366,16 @@ mod tests {
         assert!(err.contains("HARK_CHAT_RATE_BURST"), "{err}");
         let err = load(&[("HARK_HTTP_ADDR", "nowhere")]).unwrap_err().to_string();
         assert!(err.contains("addr"), "{err}");
+    }
+
+    #[test]
+    fn webhook_retries_must_last_a_day() {
+        let c = load(&[("HARK_WEBHOOKS_RETRY_BASE_SECS", "0.25")]).unwrap();
+        assert_eq!((c.webhooks.retry_base_secs, c.webhooks.give_up_after_hours), (0.25, 72));
+        let err = load(&[("HARK_WEBHOOKS_GIVE_UP_AFTER_HOURS", "23")]).unwrap_err().to_string();
+        assert!(err.contains("give_up_after_hours"), "{err}");
+        let err = load(&[("HARK_WEBHOOKS_RETRY_BASE_SECS", "0")]).unwrap_err().to_string();
+        assert!(err.contains("retry_base_secs"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Finalize: what happens once to every session after its end is committed. One task takes the
 //! ended sessions in turn, reads each back from the store, names its placement, and stores in
-//! one transaction what the day after needs: duration and searchable text. A session whose
+//! one transaction what the day after needs: duration, searchable text and the webhooks to send. A session whose
 //! finalize did not commit (a crash, a stop) is picked up again at the next start, so no
 //! finished call is ever missed; committing twice is impossible (`finalized_at` is checked).
 
@@ -22,6 +22,8 @@ pub struct FinalizeContext {
     pub store: Store,
     pub directory: Directory,
     pub clock: Clock,
+    /// Told after each commit: the session's webhooks are queued.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// Sessions left unfinalized by an earlier run, read per batch at start.
@@ -84,8 +86,13 @@ async fn finalize(ctx: &FinalizeContext, id: SessionId) -> Result<(), StoreError
         return Ok(()); // finalized already, or not ended
     };
     record.card.placement = ctx.directory.named(&record.card.tenant, &record.card.placement);
-    let finalized = Finalized { duration_ms: duration_ms(&record), search_text: search_text(&record) };
+    let finalized = Finalized {
+        duration_ms: duration_ms(&record),
+        search_text: search_text(&record),
+        webhook: crate::webhooks::payload::finished_call(&record),
+    };
     ctx.store.finalize(&record, &finalized, ctx.clock.now().wall).await?;
+    ctx.webhooks.wake();
     metrics::counter!(crate::metrics::SESSIONS_FINALIZED, "channel" => record.card.channel.as_str()).increment(1);
     Ok(())
 }

@@ -14,6 +14,8 @@
 //! - [`finalize`]: once per ended session: placement names, analysis, search text, reports,
 //!   webhooks — in one transaction, recovered at start if a crash interrupted it.
 //! - [`analysis`]: post-call analysis of a finished session: scores, checklist, tags, outcome.
+//! - [`webhooks`]: one signed POST per finished call or chat to each of the tenant's endpoints,
+//!   from a database outbox, retried for at least a day, with a delivery log.
 //! - [`org`]: departments → desks → agents, users' data scopes and feature permissions.
 //! - [`store`]: finished and live sessions in SQLite (default) or PostgreSQL.
 //! - [`api`]: REST routes, bearer-token auth, health, OpenAPI.
@@ -41,4 +43,5 @@ pub mod session;
 pub mod speech;
 pub mod store;
 pub mod supervise;
+pub mod webhooks;
 pub mod ws;

@@ -78,6 +78,12 @@ pub const RECORDINGS_REMOVED: &str = "hark_recordings_removed_total";
 /// Counter: recordings whose transcoding to Ogg Opus failed (the WAV is kept).
 pub const RECORDING_TRANSCODE_FAILURES: &str = "hark_recording_transcode_failures_total";
 
+/// Counter: attempts of finished-session webhooks, by `result` (delivered, retried, failed:
+/// given up or the endpoint gone).
+pub const WEBHOOK_DELIVERIES: &str = "hark_webhook_deliveries_total";
+/// Gauge: webhook deliveries waiting in the outbox (all tenants).
+pub const WEBHOOKS_PENDING: &str = "hark_webhook_deliveries_pending";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the global recorder once and returns the handle that renders it.

@@ -47,6 +47,8 @@ pub struct App {
     pub speech: Option<Arc<crate::speech::live::Engine>>,
     /// The rules stage: alerts, SLA clocks, automations.
     pub rules: crate::rules::stage::Rules,
+    /// Sends finished sessions' webhooks from the outbox; `wake()` it after queuing some.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// A site that may embed the widget.
@@ -120,10 +122,14 @@ impl App {
         );
         let redactor = crate::privacy::Redactor::new(&config.privacy)?;
         let directory = crate::org::Directory::load(&store).await?;
+        let shutdown = CancellationToken::new();
+        let webhooks =
+            crate::webhooks::Webhooks::start(store.clone(), &config.webhooks, clock.clone(), shutdown.clone());
         let finalizer = crate::finalize::Finalizer::start(crate::finalize::FinalizeContext {
             store: store.clone(),
             directory: directory.clone(),
             clock: clock.clone(),
+            webhooks: webhooks.clone(),
         });
         let sessions = actor::Context {
             directory,
@@ -142,6 +148,7 @@ impl App {
         Ok(Arc::new(App {
             speech,
             rules,
+            webhooks,
             transcoder: crate::ingest::recording::Transcoder::start(&config.data_dir, writer.clone()),
             calls: TaskTracker::new(),
             streams: crate::ingest::stream::Streams::new(Duration::from_secs(config.streams.reconnect_grace_secs)),
@@ -154,7 +161,7 @@ impl App {
             sites,
             origin,
             metrics,
-            shutdown: CancellationToken::new(),
+            shutdown,
         }))
     }
 }
@@ -239,6 +246,7 @@ pub async fn serve(config: Config, signal: impl Future<Output = ()> + Send + 'st
         .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
         .await
         .map_err(StartError::Serve)?;
+    app.webhooks.drain().await;
     app.calls.close();
     if tokio::time::timeout(CALLS_SHUTDOWN, app.calls.wait()).await.is_err() {
         tracing::warn!("calls did not finish within {} s; ending their sessions anyway", CALLS_SHUTDOWN.as_secs());

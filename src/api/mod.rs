@@ -12,6 +12,7 @@ pub mod pages;
 pub mod recordings;
 pub mod rules;
 pub mod uploads;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -50,6 +51,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(rules::router())
         .merge(notes::router())
         .merge(org::router())
+        .merge(webhooks::router())
         .merge(pages::router())
         .merge(recordings::router())
         .merge(uploads::router(&app.config.uploads))
@@ -65,13 +67,17 @@ pub fn router(app: Arc<App>) -> Router {
         notes::list_notes, notes::add_note, notes::update_note, notes::delete_note,
         org::list_departments, org::add_department, org::list_desks, org::add_desk, org::list_agents, org::add_agent,
         org::deactivate_agent, org::list_users, org::add_user, org::update_user, org::add_user_token,
-        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
+        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::list_deliveries,
+        create_token, healthz, readyz),
     components(schemas(Card, SessionRecord, crate::store::SessionSummary, crate::store::ScoreValue, crate::store::AlertRecord, crate::rules::RulesConfig, Problem,
         crate::error::InvalidParam, crate::store::Note, notes::NoteText,
         crate::store::Department, crate::store::Desk, crate::store::Agent, crate::store::User, crate::org::Scope,
         crate::org::Permission, crate::org::Placement, org::NewDepartment, org::NewDesk, org::NewAgent, org::NewUser,
         org::UserChange, org::ApiKey, TokenRequest, TokenCreated,
-        uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus)),
+        uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus,
+        webhooks::NewWebhook, webhooks::WebhookCreated, crate::store::WebhookEndpoint, crate::store::WebhookDelivery,
+        crate::store::WebhookAttempt, crate::store::DeliveryState, crate::webhooks::payload::FinishedCall)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

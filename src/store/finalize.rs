@@ -15,6 +15,8 @@ pub struct Finalized {
     pub duration_ms: i64,
     /// Every message and transcript line, for full-text search.
     pub search_text: String,
+    /// The body of the session's `call.finished` webhooks.
+    pub webhook: crate::webhooks::payload::FinishedCall,
 }
 
 impl Store {
@@ -66,7 +68,9 @@ impl Store {
         if claimed.rows_affected() == 0 {
             return Ok(());
         }
-        search::index(&mut tx, &record.card.tenant, &id, &finalized.search_text).await?;
+        let tenant = &record.card.tenant;
+        search::index(&mut tx, tenant, &id, &finalized.search_text).await?;
+        super::webhooks::enqueue(&mut tx, tenant, record.card.session_id, &finalized.webhook, unix_ms(now)).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -19,12 +19,17 @@ mod notes;
 mod org;
 mod rules;
 mod search;
+mod webhooks;
 
 pub use finalize::Finalized;
 pub use history::{Cursor, HistoryFilter, ScoreValue, SessionSummary, Sort};
 pub use notes::Note;
 pub use org::{Agent, Department, Desk, OrgRows, User};
 pub use rules::{AlertFilter, AlertRecord};
+pub use webhooks::{
+    enqueue, AttemptResult, ClaimedDelivery, DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    CALL_FINISHED,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
