@@ -47,6 +47,8 @@ pub struct App {
     pub speech: Option<Arc<crate::speech::live::Engine>>,
     /// The rules stage: alerts, SLA clocks, automations.
     pub rules: crate::rules::stage::Rules,
+    /// Each tenant's post-call analysis settings.
+    pub analysis: crate::analysis::Settings,
 }
 
 /// A site that may embed the widget.
@@ -118,6 +120,7 @@ impl App {
                 http: client.clone(),
             },
         );
+        let analysis = crate::analysis::Settings::load(&store).await?;
         let redactor = crate::privacy::Redactor::new(&config.privacy)?;
         let sessions = actor::Context {
             registry: registry.clone(),
@@ -134,6 +137,7 @@ impl App {
         Ok(Arc::new(App {
             speech,
             rules,
+            analysis,
             transcoder: crate::ingest::recording::Transcoder::start(&config.data_dir, writer.clone()),
             calls: TaskTracker::new(),
             streams: crate::ingest::stream::Streams::new(Duration::from_secs(config.streams.reconnect_grace_secs)),

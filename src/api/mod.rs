@@ -3,6 +3,7 @@
 //! [`crate::supervise`]); [`router`] mounts everything.
 
 pub mod alerts;
+pub mod analysis;
 pub mod auth;
 pub mod export;
 pub mod notes;
@@ -45,6 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(alerts::router())
+        .merge(analysis::router())
         .merge(rules::router())
         .merge(notes::router())
         .merge(pages::router())
@@ -60,8 +62,9 @@ pub fn router(app: Arc<App>) -> Router {
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
     paths(list_sessions, get_session, export::export, alerts::list_alerts, alerts::acknowledge,
         notes::list_notes, notes::add_note, notes::update_note, notes::delete_note,
-        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
-    components(schemas(Card, SessionRecord, crate::store::AlertRecord, crate::rules::RulesConfig, Problem,
+        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, analysis::get_settings, analysis::put_settings, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
+    components(schemas(Card, SessionRecord, crate::store::AlertRecord, crate::rules::RulesConfig, crate::analysis::AnalysisConfig,
+        crate::analysis::Analysis, Problem,
         crate::error::InvalidParam, crate::store::Note, notes::NoteText, TokenRequest, TokenCreated,
         uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus)),
     modifiers(&BearerAuth)
