@@ -33,6 +33,17 @@ async fn settings_are_checked_and_kept(env: &[(&str, &str)]) {
     assert_eq!(default["checklist"][0]["id"], "greeting", "{default}");
     let (status, _) = server.get(PATH, "no-such-token").await;
     assert_eq!(status, 401);
+    // Described in the OpenAPI document, every schema it refers to included.
+    let (_, openapi) = server.get("/v1/openapi.json", ADMIN).await;
+    assert!(openapi["paths"][PATH]["put"].is_object(), "{openapi}");
+    for name in ["AnalysisConfig", "Analysis", "Window", "Party", "EndReason"] {
+        assert!(openapi["components"]["schemas"][name].is_object(), "{name} missing");
+    }
+    let text = openapi.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(openapi["components"]["schemas"][name].is_object(), "a $ref to {name}, which is missing");
+    }
 
     // A window that ends before it starts, a misspelt key, a phrase without words: 400 naming
     // the field.

@@ -94,9 +94,8 @@ impl<'a> Classifier<'a> {
     }
 
     pub(super) fn category(&self) -> Option<String> {
-        let rules = self.config.category.iter().zip(&self.compiled.category);
+        let mut rules = self.config.category.iter().zip(&self.compiled.category);
         rules
-            .into_iter()
             .find(|(rule, phrases)| self.first(rule.speaker, phrases, None).is_some())
             .map(|(rule, _)| rule.category.clone())
     }
@@ -109,9 +108,8 @@ impl<'a> Classifier<'a> {
         sentiment: Option<&Sentiment>,
     ) -> Option<String> {
         let done = |id: &String| checklist.iter().any(|item| item.done && &item.id == id);
-        let rules = self.config.outcome.iter().zip(&self.compiled.outcome);
+        let mut rules = self.config.outcome.iter().zip(&self.compiled.outcome);
         rules
-            .into_iter()
             .find(|(rule, phrases)| {
                 (phrases.is_empty() || self.first(rule.speaker, phrases, None).is_some())
                     && (rule.end_reason.is_empty() || end_reason.is_some_and(|r| rule.end_reason.contains(&r)))

@@ -363,7 +363,7 @@ impl Window {
             }
         }
         match (self.from_secs, self.to_secs, self.last_secs) {
-            (None, None, Some(last)) if last == 0.0 => {
+            (None, None, Some(0.0)) => {
                 errors.push(FieldError::new(format!("{at}.last_secs"), "must be more than 0"));
             }
             (None, None, Some(_)) => {}
