@@ -1,11 +1,13 @@
 //! Finalize: what happens once to every session after its end is committed. One task takes the
-//! ended sessions in turn, reads each back from the store, names its placement, and stores in
-//! one transaction what the day after needs: duration, searchable text and the webhooks to send. A session whose
+//! ended sessions in turn, reads each back from the store, names its placement, analyses it with
+//! its tenant's settings, and stores in one transaction what the day after needs: duration,
+//! analysis (scores, checklist, tags, category, outcome), searchable text and the webhooks. A session whose
 //! finalize did not commit (a crash, a stop) is picked up again at the next start, so no
 //! finished call is ever missed; committing twice is impossible (`finalized_at` is checked).
 
 use tokio::sync::mpsc;
 
+use crate::analysis::{analyze, Conversation};
 use crate::clock::Clock;
 use crate::org::Directory;
 use crate::session::SessionId;
@@ -24,6 +26,8 @@ pub struct FinalizeContext {
     pub clock: Clock,
     /// Told after each commit: the session's webhooks are queued.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Each tenant's analysis settings.
+    pub analysis: crate::analysis::Settings,
 }
 
 /// Sessions left unfinalized by an earlier run, read per batch at start.
@@ -86,6 +90,17 @@ async fn finalize(ctx: &FinalizeContext, id: SessionId) -> Result<(), StoreError
         return Ok(()); // finalized already, or not ended
     };
     record.card.placement = ctx.directory.named(&record.card.tenant, &record.card.placement);
+    let conversation = Conversation {
+        channel: record.card.channel,
+        started_at: record.card.started_at,
+        ended_at: record.card.ended_at.unwrap_or(record.card.started_at),
+        entries: &record.messages,
+        end_reason: record.card.end_reason,
+    };
+    match analyze(&ctx.analysis.for_tenant(&record.card.tenant), &conversation) {
+        Ok(analysis) => record.analysis = Some(analysis),
+        Err(skipped) => record.analysis_skipped = Some(skipped.reason),
+    }
     let finalized = Finalized {
         duration_ms: duration_ms(&record),
         search_text: search_text(&record),

@@ -49,6 +49,8 @@ pub struct App {
     pub rules: crate::rules::stage::Rules,
     /// Sends finished sessions' webhooks from the outbox; `wake()` it after queuing some.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Each tenant's post-call analysis settings.
+    pub analysis: crate::analysis::Settings,
 }
 
 /// A site that may embed the widget.
@@ -120,6 +122,7 @@ impl App {
                 http: client.clone(),
             },
         );
+        let analysis = crate::analysis::Settings::load(&store).await?;
         let redactor = crate::privacy::Redactor::new(&config.privacy)?;
         let directory = crate::org::Directory::load(&store).await?;
         let shutdown = CancellationToken::new();
@@ -130,6 +133,7 @@ impl App {
             directory: directory.clone(),
             clock: clock.clone(),
             webhooks: webhooks.clone(),
+            analysis: analysis.clone(),
         });
         let sessions = actor::Context {
             directory,
@@ -149,6 +153,7 @@ impl App {
             speech,
             rules,
             webhooks,
+            analysis,
             transcoder: crate::ingest::recording::Transcoder::start(&config.data_dir, writer.clone()),
             calls: TaskTracker::new(),
             streams: crate::ingest::stream::Streams::new(Duration::from_secs(config.streams.reconnect_grace_secs)),

@@ -214,11 +214,16 @@ async fn a_desk_scoped_user_sees_only_their_desk_on_postgres() {
     scoped_user_sees_only_their_desk(&[("HARK_SPEECH_ENABLED", "false"), ("HARK_DATABASE_URL", &db.url)]).await;
 }
 
-/// `count` chats, each taken over by `agent` and saying `text`, then ended.
+/// Chats, each taken over by `agent` and saying `text`, then ended; Alice greets hers.
 async fn finished_chats(server: &Server, supervisor: &mut Ws, texts: &[(&str, &str)]) -> Vec<String> {
     let mut ids = Vec::new();
     for (agent, text) in texts {
         let (mut visitor, id) = chat(server, supervisor, agent, text).await;
+        if *agent == "Alice" {
+            let sent =
+                supervisor.command(json!({"type": "send", "session_id": id, "text": "Hello, Alice here."})).await;
+            assert_eq!(sent["type"], "ok", "{sent}");
+        }
         visitor.send(json!({"type": "leave"})).await;
         ids.push(id);
     }
@@ -267,6 +272,23 @@ async fn history_filters_search_and_pages(env: &[(&str, &str)]) {
     assert_eq!(page(&format!("desk={desk}")).await, vec![ids[4].clone(), ids[2].clone(), ids[0].clone()]);
     assert_eq!(page("channel=voice").await, Vec::<String>::new());
     assert_eq!(page("sort=started_at&limit=2").await, vec![ids[0].clone(), ids[1].clone()]);
+    // What the analysis found: category, tags, checklist items, scores.
+    assert_eq!(page("category=billing").await, vec![ids[2].clone(), ids[0].clone()]);
+    assert_eq!(page("tags=cancellation").await, vec![ids[2].clone()]);
+    assert_eq!(page("checklist=greeting:done").await, vec![ids[4].clone(), ids[2].clone(), ids[0].clone()]);
+    assert_eq!(page("checklist=greeting:missed").await, vec![ids[3].clone(), ids[1].clone()]);
+    assert_eq!(page("checklist=greeting:done&scores=response_speed:10&q=parcel").await, Vec::<String>::new());
+    assert!(page("scores=response_speed:10-10,customer_sentiment:1-10").await.contains(&ids[0]));
+    let (_, record) = server.get(&format!("/v1/sessions/{}", ids[0]), ADMIN).await;
+    let analysis = &record["analysis"];
+    let greeting = analysis["checklist"].as_array().unwrap().iter().find(|c| c["id"] == "greeting").unwrap();
+    assert_eq!(
+        (greeting["done"].as_bool(), greeting["evidence"]["text"].as_str()),
+        (Some(true), Some("Hello, Alice here."))
+    );
+    let speed = analysis["scores"].as_array().unwrap().iter().find(|s| s["label"] == "response_speed").unwrap();
+    assert_eq!(speed["score"], 10, "{speed}");
+    assert!(!speed["explanation"].as_str().unwrap().is_empty());
 
     // Cursor pages: every session once, in order, however the pages fall.
     let mut seen = Vec::new();

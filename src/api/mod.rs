@@ -3,6 +3,7 @@
 //! [`crate::supervise`]); [`router`] mounts everything.
 
 pub mod alerts;
+pub mod analysis;
 pub mod auth;
 pub mod export;
 pub mod history;
@@ -48,6 +49,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(alerts::router())
+        .merge(analysis::router())
         .merge(rules::router())
         .merge(notes::router())
         .merge(org::router())
@@ -67,10 +69,11 @@ pub fn router(app: Arc<App>) -> Router {
         notes::list_notes, notes::add_note, notes::update_note, notes::delete_note,
         org::list_departments, org::add_department, org::list_desks, org::add_desk, org::list_agents, org::add_agent,
         org::deactivate_agent, org::list_users, org::add_user, org::update_user, org::add_user_token,
-        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload,
+        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, analysis::get_settings, analysis::put_settings, recordings::get_recording, uploads::create_upload,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::list_deliveries,
         create_token, healthz, readyz),
-    components(schemas(Card, SessionRecord, crate::store::SessionSummary, crate::store::ScoreValue, crate::store::AlertRecord, crate::rules::RulesConfig, Problem,
+    components(schemas(Card, SessionRecord, crate::store::SessionSummary, crate::store::ScoreValue, crate::store::AlertRecord, crate::rules::RulesConfig, crate::analysis::AnalysisConfig,
+        crate::analysis::Analysis, Problem,
         crate::error::InvalidParam, crate::store::Note, notes::NoteText,
         crate::store::Department, crate::store::Desk, crate::store::Agent, crate::store::User, crate::org::Scope,
         crate::org::Permission, crate::org::Placement, org::NewDepartment, org::NewDesk, org::NewAgent, org::NewUser,

@@ -1,5 +1,6 @@
-//! What finalize stores of an ended session, in one transaction: its duration, its searchable
-//! text, and the mark that it is done (`finalized_at`), so it is finalized exactly once.
+//! What finalize stores of an ended session, in one transaction: its duration, its analysis (with
+//! one row per score and checklist item, for the history's filters), its searchable text, its
+//! webhooks, and the mark that it is done (`finalized_at`), so it is finalized exactly once.
 
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -57,16 +58,46 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = record.card.session_id.to_string();
         let mut tx = self.pool.begin().await?;
+        let analysis = record.analysis.as_ref();
+        // The session's tags: what automations set live, and what the analysis found.
+        let mut tags = record.card.tags.clone();
+        for tag in analysis.iter().flat_map(|a| &a.tags) {
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
         let claimed = sqlx::query(
-            "UPDATE sessions SET finalized_at = $2, duration_ms = $3 WHERE id = $1 AND finalized_at IS NULL",
+            "UPDATE sessions SET finalized_at = $2, duration_ms = $3, analysis = $4, analysis_skipped = $5, \
+             category = $6, outcome = $7, tags = $8 WHERE id = $1 AND finalized_at IS NULL",
         )
         .bind(&id)
         .bind(unix_ms(now))
         .bind(finalized.duration_ms)
+        .bind(analysis.map(serde_json::to_string).transpose()?)
+        .bind(record.analysis_skipped.clone())
+        .bind(analysis.and_then(|a| a.category.clone()))
+        .bind(analysis.and_then(|a| a.outcome.clone()))
+        .bind(serde_json::to_string(&tags)?)
         .execute(&mut *tx)
         .await?;
         if claimed.rows_affected() == 0 {
             return Ok(());
+        }
+        for score in analysis.iter().flat_map(|a| &a.scores) {
+            sqlx::query("INSERT INTO session_scores (session_id, label, score) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(&score.label)
+                .bind(i64::from(score.score))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for item in analysis.iter().flat_map(|a| &a.checklist) {
+            sqlx::query("INSERT INTO session_checklist (session_id, item_id, done) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(&item.id)
+                .bind(i64::from(item.done))
+                .execute(&mut *tx)
+                .await?;
         }
         let tenant = &record.card.tenant;
         search::index(&mut tx, tenant, &id, &finalized.search_text).await?;

@@ -13,6 +13,7 @@ use crate::clock::{from_unix_ms, unix_ms};
 use crate::ingest::call::CallRecord;
 use crate::session::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, SessionId};
 
+mod analysis;
 mod finalize;
 mod history;
 mod notes;
