@@ -46,6 +46,11 @@ impl Problem {
         Problem { invalid_params: params, ..Problem::bad_request(detail) }
     }
 
+    /// 400 naming one bad field.
+    pub fn invalid_field(name: &str, reason: impl Into<String>) -> Problem {
+        Problem::invalid(vec![InvalidParam { name: name.into(), reason: reason.into() }])
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, detail)
     }

@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::rules::{FieldError, Party};
@@ -241,19 +240,13 @@ impl AnalysisConfig {
     /// Parses and validates TOML; an error names the field (`checklist[2].phrases`) and, for a
     /// syntax error, the line.
     pub fn from_toml(text: &str) -> Result<AnalysisConfig, Vec<FieldError>> {
-        let located = |e: &toml::de::Error| match e.span() {
-            Some(span) => format!("{} (line {})", e.message(), text[..span.start].matches('\n').count() + 1),
-            None => e.message().to_string(),
-        };
-        let de = toml::Deserializer::parse(text).map_err(|e| vec![FieldError::new("", located(&e))])?;
-        let config: AnalysisConfig =
-            serde_path_to_error::deserialize(de).map_err(|e| vec![at_path(e.path(), &located(e.inner()))])?;
+        let config: AnalysisConfig = FieldError::from_toml(text).map_err(|e| vec![e])?;
         config.validate().map(|()| config)
     }
 
     /// Parses and validates JSON (the REST body); an error names the field.
     pub fn from_json(text: &str) -> Result<AnalysisConfig, Vec<FieldError>> {
-        let config: AnalysisConfig = parse_json(text).map_err(|e| vec![e])?;
+        let config: AnalysisConfig = FieldError::from_json(text).map_err(|e| vec![e])?;
         config.validate().map(|()| config)
     }
 
@@ -391,17 +384,6 @@ impl Window {
 }
 
 /// Parses a JSON body; an error names the field it is about.
-fn parse_json<T: DeserializeOwned>(text: &str) -> Result<T, FieldError> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| at_path(e.path(), &e.inner().to_string()))
-}
-
-fn at_path(path: &serde_path_to_error::Path, message: &str) -> FieldError {
-    // serde_path_to_error writes the root as ".".
-    let path = path.to_string();
-    FieldError::new(if path == "." { String::new() } else { path }, message)
-}
-
 fn named(errors: &mut Vec<FieldError>, at: &str, value: &str) {
     if value.trim().is_empty() {
         errors.push(FieldError::new(at, "must not be empty"));

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::analysis::AnalysisConfig;
-use crate::error::{InvalidParam, Problem};
+use crate::error::Problem;
 use crate::org::Permission;
 use crate::server::App;
 
@@ -38,9 +38,8 @@ pub(super) async fn put_settings(
     body: String,
 ) -> Result<Json<AnalysisConfig>, Problem> {
     principal.require(Permission::Integrations)?;
-    let config = AnalysisConfig::from_json(&body).map_err(|errors| {
-        Problem::invalid(errors.into_iter().map(|e| InvalidParam { name: e.path, reason: e.message }).collect())
-    })?;
+    let config = AnalysisConfig::from_json(&body)
+        .map_err(|errors| Problem::invalid(errors.into_iter().map(Into::into).collect()))?;
     let now = app.clock.now().wall;
     let saved = app.analysis.put(&app.store, &principal.tenant, config, &principal.name, now).await;
     let saved = saved.map_err(Problem::internal)?;

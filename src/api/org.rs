@@ -42,14 +42,12 @@ const MAX_NAME_CHARS: usize = 200;
 fn name(field: &str, text: &str) -> Result<String, Problem> {
     let text = text.trim();
     match text.chars().count() {
-        0 => Err(invalid(field, "must not be empty")),
-        n if n > MAX_NAME_CHARS => Err(invalid(field, &format!("{n} characters, at most {MAX_NAME_CHARS}"))),
+        0 => Err(Problem::invalid_field(field, "must not be empty")),
+        n if n > MAX_NAME_CHARS => {
+            Err(Problem::invalid_field(field, format!("{n} characters, at most {MAX_NAME_CHARS}")))
+        }
         _ => Ok(text.to_string()),
     }
-}
-
-fn invalid(field: &str, reason: &str) -> Problem {
-    Problem::invalid(vec![InvalidParam { name: field.into(), reason: reason.into() }])
 }
 
 /// The tenant's rows after a change, and the directory told.
@@ -112,7 +110,7 @@ pub(super) async fn add_desk(
     let name = name("name", &body.name)?;
     let _edit = EDIT.lock().await;
     if !app.sessions.directory.rows(&principal.tenant).departments.iter().any(|d| d.id == body.department_id) {
-        return Err(invalid("department_id", "no such department"));
+        return Err(Problem::invalid_field("department_id", "no such department"));
     }
     let desk = Desk { id: uuid::Uuid::new_v4().to_string(), department_id: body.department_id, name };
     app.store.add_desk(&principal.tenant, &desk, app.clock.now().wall).await.map_err(Problem::internal)?;
@@ -148,12 +146,12 @@ pub(super) async fn add_agent(
     let name = name("name", &body.name)?;
     let extension = body.extension.as_deref().map(str::trim).filter(|e| !e.is_empty()).map(String::from);
     if extension.as_deref().is_some_and(|e| !e.chars().any(|c| c.is_ascii_digit())) {
-        return Err(invalid("extension", "must contain digits"));
+        return Err(Problem::invalid_field("extension", "must contain digits"));
     }
     let _edit = EDIT.lock().await;
     let rows = app.sessions.directory.rows(&principal.tenant);
     if !rows.desks.iter().any(|d| d.id == body.desk_id) {
-        return Err(invalid("desk_id", "no such desk"));
+        return Err(Problem::invalid_field("desk_id", "no such desk"));
     }
     if let Some(taken) = extension.as_deref().and_then(|e| app.sessions.directory.by_extension(&principal.tenant, e)) {
         return Err(Problem::new(

@@ -17,7 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 
-use crate::error::{InvalidParam, Path, Problem};
+use crate::error::{Path, Problem};
 use crate::rules::{FieldError, RulesConfig};
 use crate::server::App;
 
@@ -36,7 +36,7 @@ static EDIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const SECTIONS: [&str; 3] = ["alerts", "sla_policies", "automations"];
 
 fn invalid(errors: Vec<FieldError>) -> Problem {
-    Problem::invalid(errors.into_iter().map(|e| InvalidParam { name: e.path, reason: e.message }).collect())
+    Problem::invalid(errors.into_iter().map(Into::into).collect())
 }
 
 async fn current(app: &App) -> Result<RulesConfig, Problem> {

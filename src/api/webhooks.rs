@@ -18,7 +18,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{InvalidParam, Path, Problem, Query};
+use crate::error::{Path, Problem, Query};
 use crate::org::Permission;
 use crate::server::App;
 use crate::store::{DeliveryState, WebhookDelivery, WebhookEndpoint};
@@ -55,22 +55,19 @@ pub(super) struct WebhookCreated {
     secret: String,
 }
 
-fn invalid(name: &str, reason: String) -> Problem {
-    Problem::invalid(vec![InvalidParam { name: name.into(), reason }])
-}
-
 /// The URL if it is an absolute http(s) URL with a host.
 fn checked_url(url: &str) -> Result<&str, Problem> {
     let url = url.trim();
     if url.len() > MAX_URL_BYTES {
-        return Err(invalid("url", format!("{} bytes, at most {MAX_URL_BYTES}", url.len())));
+        return Err(Problem::invalid_field("url", format!("{} bytes, at most {MAX_URL_BYTES}", url.len())));
     }
-    let parsed = reqwest::Url::parse(url).map_err(|e| invalid("url", format!("{url:?} is not a URL: {e}")))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| Problem::invalid_field("url", format!("{url:?} is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid("url", format!("must be http or https, not {:?}", parsed.scheme())));
+        return Err(Problem::invalid_field("url", format!("must be http or https, not {:?}", parsed.scheme())));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("url", format!("{url:?} has no host")));
+        return Err(Problem::invalid_field("url", format!("{url:?} has no host")));
     }
     Ok(url)
 }
@@ -79,7 +76,7 @@ fn checked_description(description: Option<&str>) -> Result<Option<&str>, Proble
     let description = description.map(str::trim).filter(|d| !d.is_empty());
     match description.map(|d| d.chars().count()) {
         Some(n) if n > MAX_DESCRIPTION_CHARS => {
-            Err(invalid("description", format!("{n} characters, at most {MAX_DESCRIPTION_CHARS}")))
+            Err(Problem::invalid_field("description", format!("{n} characters, at most {MAX_DESCRIPTION_CHARS}")))
         }
         _ => Ok(description),
     }
@@ -172,14 +169,16 @@ pub(super) async fn list_deliveries(
     let id = endpoint_id(&id)?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(invalid("limit", format!("{limit} is not between 1 and 500")));
+        return Err(Problem::invalid_field("limit", format!("{limit} is not between 1 and 500")));
     }
     let state = match query.status.as_deref() {
         None => None,
         Some("pending") => Some(DeliveryState::Pending),
         Some("delivered") => Some(DeliveryState::Delivered),
         Some("failed") => Some(DeliveryState::Failed),
-        Some(other) => return Err(invalid("status", format!("{other:?} is not pending, delivered or failed"))),
+        Some(other) => {
+            return Err(Problem::invalid_field("status", format!("{other:?} is not pending, delivered or failed")))
+        }
     };
     match app.store.webhook_deliveries(&principal.tenant, &id, state, limit).await {
         Ok(Some(deliveries)) => Ok(Json(deliveries)),

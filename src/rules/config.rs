@@ -27,12 +27,7 @@ pub struct RulesConfig {
 impl RulesConfig {
     /// Parses TOML; an error names the field it is about (`alerts[2].condition`) and its line.
     pub fn from_toml(text: &str) -> Result<RulesConfig, FieldError> {
-        let located = |e: &toml::de::Error| match e.span() {
-            Some(span) => format!("{} (line {})", e.message(), text[..span.start].matches('\n').count() + 1),
-            None => e.message().to_string(),
-        };
-        let de = toml::Deserializer::parse(text).map_err(|e| FieldError::new("", located(&e)))?;
-        serde_path_to_error::deserialize(de).map_err(|e| FieldError::at_path(e.path(), &located(e.inner())))
+        FieldError::from_toml(text)
     }
 
     /// Every problem of this configuration, as [`super::RulesEngine::new`] would refuse it.
@@ -42,8 +37,7 @@ impl RulesConfig {
 
     /// Parses JSON (the REST body); an error names the field it is about.
     pub fn from_json(text: &str) -> Result<RulesConfig, FieldError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| FieldError::at_path(e.path(), &e.inner().to_string()))
+        FieldError::from_json(text)
     }
 }
 
@@ -65,6 +59,28 @@ impl FieldError {
         // serde_path_to_error writes the root as ".".
         let path = path.to_string();
         FieldError::new(if path == "." { String::new() } else { path }, message)
+    }
+
+    /// Deserializes settings from TOML; an error names the field and the line.
+    pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, FieldError> {
+        let located = |e: &toml::de::Error| match e.span() {
+            Some(span) => format!("{} (line {})", e.message(), text[..span.start].matches('\n').count() + 1),
+            None => e.message().to_string(),
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| FieldError::new("", located(&e)))?;
+        serde_path_to_error::deserialize(de).map_err(|e| FieldError::at_path(e.path(), &located(e.inner())))
+    }
+
+    /// Deserializes settings from JSON (a REST body); an error names the field.
+    pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, FieldError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| FieldError::at_path(e.path(), &e.inner().to_string()))
+    }
+}
+
+impl From<FieldError> for crate::error::InvalidParam {
+    fn from(error: FieldError) -> Self {
+        crate::error::InvalidParam { name: error.path, reason: error.message }
     }
 }
 
