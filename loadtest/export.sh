@@ -50,10 +50,11 @@ con = sqlite3.connect(db)
 t0 = 1_790_000_000_000
 rows = ((str(uuid.uuid4()), "default", "demo", "chat", "ended", t0 + i * 60_000, t0 + i * 60_000 + 240_000,
          "visitor_left", 6, f"Thanks, order {i} is on its way", t0 + i * 60_000 + 230_000, "DE", "mobile",
-         '{"kind":"bot"}', 0.25, '["refund"]') for i in range(n))
+         '{"kind":"bot"}', 0.25, '["refund"]', 240_000, t0 + i * 60_000 + 241_000) for i in range(n))
+# Finalized already (duration, finalized_at), as every finished session is a moment after it ends.
 con.executemany("INSERT INTO sessions (id, tenant, site, channel, state, started_at, ended_at, end_reason, "
-                "message_count, last_message, last_message_at, country, device, holder, sentiment, tags) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "message_count, last_message, last_message_at, country, device, holder, sentiment, tags, "
+                "duration_ms, finalized_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 con.commit()
 EOF
   start
