@@ -93,6 +93,14 @@ fn ids(list: &Value) -> HashSet<String> {
     list.as_array().unwrap().iter().map(|c| c["session_id"].as_str().unwrap().to_string()).collect()
 }
 
+async fn upload(server: &Server, token: &str, files: &[(String, Vec<u8>)], fields: &[(&str, &str)]) -> (u16, Value) {
+    let (content_type, body) = common::multipart_form(files, fields);
+    let request = reqwest::Client::new().post(server.http("/v1/uploads")).header("content-type", content_type);
+    let response = request.bearer_auth(token).body(body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 async fn csv(server: &Server, query: &str, token: &str) -> String {
     let response = reqwest::Client::new()
         .get(server.http(&format!("/v1/sessions/export.csv{query}")))
@@ -119,7 +127,8 @@ async fn scoped_user_sees_only_their_desk(env: &[(&str, &str)]) {
     let (status, taken) =
         post(&server, "/v1/agents", ADMIN, json!({"name": "Eve", "desk_id": desk_a, "extension": "1001"})).await;
     assert_eq!(status, 409, "an active agent's extension is taken: {taken}");
-    let (_, token_a) = user_token(&server, "Ann", json!({"kind": "only", "desks": [desk_a]}), json!(["alerts"])).await;
+    let (_, token_a) =
+        user_token(&server, "Ann", json!({"kind": "only", "desks": [desk_a]}), json!(["alerts", "uploads"])).await;
 
     // Live: Alice takes chat A, Bob takes chat B; both customers ask for a refund.
     let (mut admin, _) = server.supervisor(ADMIN).await;
@@ -184,6 +193,17 @@ async fn scoped_user_sees_only_their_desk(env: &[(&str, &str)]) {
     assert!(export.contains(&format!("{chat_a},Alice,Desk A")), "{export}");
     let all = csv(&server, "?columns=session_id,agent,desk,department", ADMIN).await;
     assert!(all.contains(&format!("{call_id},Bob,Desk B,Support")), "{all}");
+
+    // Ann's uploads must name an agent of her scope; the call is then hers to see.
+    let clip = std::fs::read(fixtures().join("audio/jfk_ask_not.wav")).unwrap();
+    let files = [("jfk.wav".to_string(), clip)];
+    let (status, problem) = upload(&server, &token_a, &files, &[("extension", "2002")]).await;
+    assert_eq!((status, problem["invalid-params"][0]["name"].as_str()), (400, Some("extension")), "{problem}");
+    let (status, accepted) = upload(&server, &token_a, &files, &[("extension", "1001")]).await;
+    assert_eq!(status, 202, "{accepted}");
+    let uploaded = accepted["files"][0]["session_id"].as_str().unwrap();
+    let (status, record) = server.get(&format!("/v1/sessions/{uploaded}"), &token_a).await;
+    assert_eq!((status, &record["placement"]["agent_id"]), (200, &json!(alice)), "{record}");
 
     // What Ann may not do: administer the organization; a bad scope is named.
     assert_eq!(post(&server, "/v1/departments", &token_a, json!({"name": "Mine"})).await.0, 403);

@@ -16,31 +16,6 @@ use serde_json::Value;
 /// Longest wait for an upload (or a batch of them) to be transcribed.
 const UPLOAD_WAIT: Duration = Duration::from_secs(300);
 
-/// A `multipart/form-data` body of `files` (name, bytes) as `file` parts and `fields` (name,
-/// value); returns its content type and bytes.
-fn form(files: &[(String, Vec<u8>)], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
-    let boundary = format!("hark-test-{}", uuid::Uuid::new_v4().simple());
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
-        );
-    }
-    for (name, bytes) in files {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
-                 Content-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 /// Posts an upload; returns the status, the content type and the JSON answer.
 async fn upload(
     server: &Server,
@@ -48,7 +23,7 @@ async fn upload(
     files: &[(String, Vec<u8>)],
     fields: &[(&str, &str)],
 ) -> (u16, String, Value) {
-    let (content_type, body) = form(files, fields);
+    let (content_type, body) = common::multipart_form(files, fields);
     let mut request = reqwest::Client::new()
         .post(server.http("/v1/uploads"))
         .header("content-type", content_type)

@@ -4,8 +4,9 @@
 //! few at a time (`uploads.concurrent`), each ending with its call record like a hung-up call.
 //!
 //! The request is `multipart/form-data`: `file` parts (at most `uploads.max_files`), and optional
-//! `phone` (the customer's number: the record's `from.number`) and `category` (stored as the
-//! record's `to.name`, the line the call was for). Files are spooled to unnamed temporary files
+//! `phone` (the customer's number: the record's `from.number`), `category` (stored as the
+//! record's `to.name`, the line the call was for) and `extension` (the agent's: the record's
+//! `to.number`, which places the calls on that agent like a live call to the extension). Files are spooled to unnamed temporary files
 //! under `DATA_DIR/uploads/` (nothing is left behind, even after a crash), so a 200 MB batch
 //! never sits in memory.
 //!
@@ -101,6 +102,9 @@ pub(super) struct UploadForm {
     phone: Option<String>,
     /// The calls' category (the line or queue they were for), for every file of the request.
     category: Option<String>,
+    /// The agent's extension: places the calls on that agent (a user scoped to desks or agents
+    /// must name one of theirs).
+    extension: Option<String>,
 }
 
 /// What became of each file of an upload, in request order.
@@ -184,7 +188,7 @@ pub(super) async fn create_upload(
     let mut multipart = multipart.map_err(|rejection| Problem::new(rejection.status(), rejection.body_text()))?;
     let spool_dir = app.config.data_dir.join("uploads");
     std::fs::create_dir_all(&spool_dir).map_err(Problem::internal)?;
-    let (mut phone, mut category, mut files) = (None, None, Vec::new());
+    let (mut phone, mut category, mut extension, mut files) = (None, None, None, Vec::new());
     while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_problem(e, limit))? {
         match field.name().unwrap_or_default() {
             "file" => {
@@ -201,9 +205,10 @@ pub(super) async fn create_upload(
             }
             "phone" => phone = Some(text(field, "phone").await?),
             "category" => category = Some(text(field, "category").await?),
+            "extension" => extension = Some(text(field, "extension").await?),
             other => {
                 return Err(Problem::bad_request(format!(
-                    "unknown form field {other:?}: the fields are file, phone and category"
+                    "unknown form field {other:?}: the fields are file, phone, category and extension"
                 )))
             }
         }
@@ -218,6 +223,14 @@ pub(super) async fn create_upload(
         }
     }
     let category = category.filter(|c| !c.is_empty());
+    let extension = extension.filter(|e| !e.is_empty());
+    let placement = extension.as_deref().and_then(|e| app.sessions.directory.by_extension(&principal.tenant, e));
+    if principal.scope != crate::org::Scope::All && !placement.as_ref().is_some_and(|p| principal.scope.allows(p)) {
+        return Err(Problem::invalid_field(
+            "extension",
+            "must be the extension of an agent within your scope: otherwise you could not see the calls",
+        ));
+    }
 
     // Probe every file off the async threads.
     let probed = tokio::task::spawn_blocking(move || {
@@ -270,7 +283,7 @@ pub(super) async fn create_upload(
             tenant: principal.tenant.clone(),
             trunk: principal.name.clone(),
             from: customer,
-            to: Party { name: category.clone(), ..Party::default() },
+            to: Party { name: category.clone(), number: extension.clone(), ..Party::default() },
             codec: probe.codec.clone(),
             speakers: speakers.clone(),
             live: false,

@@ -807,3 +807,28 @@ pub fn utterances(record: &Value) -> Vec<Value> {
 pub fn transcript(record: &Value) -> String {
     utterances(record).iter().map(|m| m["text"].as_str().unwrap().to_string()).collect::<Vec<_>>().join(" ")
 }
+
+/// A `multipart/form-data` body of `files` (name, bytes) as `file` parts and `fields` (name,
+/// value); returns its content type and bytes.
+pub fn multipart_form(files: &[(String, Vec<u8>)], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = format!("hark-test-{}", uuid::Uuid::new_v4().simple());
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
