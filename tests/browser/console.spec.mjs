@@ -28,7 +28,7 @@ import {
 } from './harness.mjs';
 
 const ADMIN_TOKEN = 'hark_e2e_' + randomBytes(16).toString('hex');
-const SLA_SECS = 60;
+const SLA_SECS = 40; // over the console's 30 s amber threshold, short enough to see the breach
 const RULES = `
 default_sla = { chat = "fast" }
 
@@ -201,7 +201,7 @@ test('console: alerts, SLA clock, history, call page and a live SIP call in a re
   });
 
   await t.step('end the chat so history has two sessions: load more pages through the Link header', async () => {
-    // The chat's SLA clock: by now (or soon) past its 60 s it shows as breached, plainly, in red.
+    // The chat's SLA clock: by now (or soon) past its deadline it shows as breached, plainly, in red.
     await sup.getByTestId('tab-live').click();
     const sla = sup.locator(`article[data-testid="card"][data-session-id="${chatId}"] [data-field="sla"]`);
     await until('the chat card shows the breach', async () => (await sla.getAttribute('data-tone')) === 'bad'
@@ -256,8 +256,9 @@ test('console: alerts, SLA clock, history, call page and a live SIP call in a re
     assert.match(download.suggestedFilename(), /^hark-sessions-\d+\.csv$/);
   });
 
-  await t.step('the call page: Analysis shows scores with explanations and the checklist', async () => {
-    await sup.getByTestId('history-row').first().click();
+  await t.step('the call page (opened by keyboard): Analysis shows scores with explanations and the checklist', async () => {
+    await sup.getByTestId('history-row').first().getByTestId('history-open').focus();
+    await sup.keyboard.press('Enter');
     await sup.getByTestId('call-view').waitFor({ state: 'visible' });
     assert.equal(new URL(sup.url()).hash, `#/session/${callId}`);
     await until('call page loaded', async () => (await sup.getByTestId('call-view').getAttribute('data-loaded')) === 'true');
@@ -277,7 +278,10 @@ test('console: alerts, SLA clock, history, call page and a live SIP call in a re
   });
 
   await t.step('the Transcript tab: clicking a line seeks the audio to its start and plays', async () => {
-    await sup.getByTestId('ctab-transcript').click();
+    await sup.getByTestId('ctab-analysis').focus();
+    await sup.keyboard.press('ArrowRight'); // the tabs follow the arrow keys
+    await sup.getByTestId('transcript-panel').waitFor({ state: 'visible' });
+    assert.equal(await sup.getByTestId('ctab-transcript').getAttribute('aria-selected'), 'true');
     const lines = sup.locator('[data-testid="transcript-line"][data-start-ms]');
     await lines.first().waitFor();
     const text = (await sup.getByTestId('transcript').textContent()).toLowerCase();
