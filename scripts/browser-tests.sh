@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Runs the real-browser end-to-end test of the chat widget and the supervisor console
-# (tests/browser/chat.spec.mjs) in Debian's Chromium, through playwright-core.
+# Runs the real-browser end-to-end tests in Debian's Chromium, through playwright-core:
+# tests/browser/chat.spec.mjs (the chat widget and the console's live board) and
+# tests/browser/console.spec.mjs (the console's alerts, SLA clocks, history and call pages, an
+# uploaded call and a call streamed by sipp; it needs the speech models that `make test` fetches).
 # Called by `make test` after `cargo test`; safe to run again, and quick when everything is there.
 #
 # Installs what is missing on a fresh Debian machine: chromium (Debian's package; no browser is
 # ever downloaded by npm or playwright), nodejs and npm, and the pinned npm packages of
-# tests/browser (npm ci, only when node_modules is missing or the lockfile changed).
+# tests/browser (npm ci, only when node_modules is missing or the lockfile changed), and sipp
+# (Debian's sip-tester) for the console spec's SIP call.
 #
 # Environment: HARK_BIN (default $CARGO_TARGET_DIR/debug/hark, else target/debug/hark; built with `cargo build --bin hark` when the
-# default is missing), CHROMIUM_PATH (default /usr/bin/chromium).
+# default is missing), CHROMIUM_PATH (default /usr/bin/chromium), HARK_FIXTURES (default
+# ../shared/fixtures), HARK_SPEECH_MODELS_DIR (default ./models). Arguments name the specs to
+# run (default: all), e.g. `scripts/browser-tests.sh console`.
 # Screenshots and hark's log land in artifacts/browser/.
 set -euo pipefail
 
@@ -30,6 +35,7 @@ if [ ! -x "$CHROMIUM_PATH" ]; then
 fi
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "browser tests: installing ${need_apt[*]}"
   $SUDO apt-get update -q
@@ -59,4 +65,9 @@ if [ ! -x "$HARK_BIN" ]; then
   cargo build --bin hark
 fi
 
-exec node "$DIR/chat.spec.mjs"
+specs=("$@")
+[ ${#specs[@]} -gt 0 ] || specs=(chat console)
+for spec in "${specs[@]}"; do
+  echo "browser tests: $spec.spec.mjs"
+  node "$DIR/$spec.spec.mjs"
+done

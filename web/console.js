@@ -15,7 +15,10 @@
 
   /** Every user-visible string of the console (the HTML only names keys, via data-s*). */
   const STRINGS = {
-    title: 'hark — live sessions',
+    title: 'hark — supervisor console',
+    tabLive: 'Live',
+    tabAlerts: 'Alerts',
+    tabHistory: 'History',
     signInTitle: 'Supervisor sign-in',
     tokenLabel: 'Access token',
     tokenPlaceholder: 'Paste your bearer token',
@@ -57,6 +60,136 @@
     transfer: 'Transfer',
     roles: { visitor: 'Visitor', bot: 'Bot', agent: 'Agent', system: 'System', customer: 'Customer' },
     speaking: 'speaking…',
+    placement: '{agent} · {desk}',
+    // SLA clock on a card
+    sla: 'SLA',
+    slaMetrics: { first_response: 'First response', next_response: 'Next response', resolution: 'Resolution' },
+    slaDue: '{metric} due in {time}',
+    slaOverdue: '{metric} breached {time} ago',
+    slaMissed: 'SLA missed',
+    slaMissedDue: 'SLA missed · {metric} due in {time}',
+    slaHit: 'SLA met',
+    slaPolicy: 'SLA policy {policy}',
+    // sound
+    sound: 'Sound',
+    soundAll: 'every message',
+    soundNew: 'new sessions only',
+    soundOff: 'silent',
+    soundNote: 'Sound (a short beep for new sessions, messages and alerts, as chosen at the top): browsers allow sound only after your first click on this page.',
+    // alerts
+    alertsTitle: 'Alerts',
+    alertsUnackedOnly: 'Unacknowledged only',
+    noAlerts: 'No alerts.',
+    severity: { info: 'Info', warning: 'Warning', critical: 'Critical' },
+    acknowledge: 'Acknowledge',
+    acknowledgedBy: 'Acknowledged {time} by {who}',
+    openSession: 'Open session',
+    watchLive: 'Watch live',
+    raisedAt: 'Raised {time}',
+    alertsFailed: 'Could not load the alerts: {message}',
+    ackFailed: 'Could not acknowledge: {message}',
+    unackedTitle: '{n} unacknowledged',
+    // history
+    historyTitle: 'History',
+    fSince: 'From',
+    fUntil: 'Until',
+    fDepartment: 'Department',
+    fDesk: 'Desk',
+    fAgent: 'Agent',
+    fChannel: 'Channel',
+    fCategory: 'Category',
+    fOutcome: 'Outcome',
+    fTags: 'Tags',
+    fTagsHint: 'all of: billing, vip',
+    fScore: 'Score',
+    fMin: 'min',
+    fMax: 'max',
+    fChecklist: 'Checklist item',
+    fCheckItem: 'item id, e.g. greeting',
+    fQuery: 'Search text',
+    fQueryHint: 'words, "a phrase", -without, a or b',
+    fSort: 'Sort',
+    any: 'Any',
+    chat: 'Chat',
+    voice: 'Voice',
+    done: 'done',
+    missed: 'missed',
+    sortNewest: 'Newest first',
+    sortOldest: 'Oldest first',
+    sortLongest: 'Longest first',
+    sortShortest: 'Shortest first',
+    search: 'Search',
+    resetFilters: 'Reset',
+    exportCsv: 'Export CSV',
+    exporting: 'Exporting…',
+    exportFailed: 'Export failed: {message}',
+    colStarted: 'Started',
+    colDuration: 'Duration',
+    colChannel: 'Channel',
+    colAgent: 'Agent / desk',
+    colCategory: 'Category',
+    colOutcome: 'Outcome',
+    colScores: 'Scores',
+    colTags: 'Tags',
+    colLast: 'Last message',
+    historyEmpty: 'No finished sessions match these filters.',
+    historyFailed: 'Could not load the history: {message}',
+    loadMore: 'Load more',
+    loading: 'Loading…',
+    scoreLabels: { customer_sentiment: 'Customer sentiment', talk_ratio: 'Talk ratio', silence: 'Silence', over_talk: 'Over-talk', response_speed: 'Response speed' },
+    // call page
+    back: '← History',
+    callTitle: '{channel} session {id}',
+    callTabs: 'Session views',
+    tabAnalysis: 'Analysis',
+    tabTranscript: 'Transcript',
+    tabNotes: 'Notes',
+    callFailed: 'Could not load the session: {message}',
+    callLive: 'This session is still live.',
+    notAnalysed: 'Not analysed: {reason}',
+    analysisPending: 'The analysis is not ready yet (the session is still being finished).',
+    refresh: 'Refresh',
+    scores: 'Scores',
+    noScores: 'No score could be measured.',
+    scoreOf: '{score}/10',
+    checklist: 'Checklist',
+    noChecklist: 'No checklist items configured.',
+    itemDone: 'done',
+    itemMissed: 'missed',
+    evidence: '{speaker} at {time}: “{text}”',
+    tags: 'Tags',
+    noTags: 'none',
+    category: 'Category',
+    outcome: 'Outcome',
+    none: '—',
+    noTranscript: 'No transcript lines.',
+    from: 'from {number}',
+    placementMeta: '{agent} ({desk}, {department})',
+    // notes
+    notePlaceholder: 'Add a note for this session…',
+    addNote: 'Add note',
+    noNotes: 'No notes yet.',
+    edit: 'Edit',
+    save: 'Save',
+    cancel: 'Cancel',
+    delete: 'Delete',
+    confirmDelete: 'Really delete?',
+    edited: 'edited {time}',
+    notesFailed: 'Notes: {message}',
+    // player
+    play: 'Play',
+    pause: 'Pause',
+    back10: '−10 s',
+    fwd10: '+10 s',
+    back10Label: 'Back 10 seconds',
+    fwd10Label: 'Forward 10 seconds',
+    seek: 'Position',
+    speed: 'Speed',
+    volume: 'Volume',
+    speaker: 'Speaker',
+    playingStream: 'Playing the {speaker} recording (stream {index}).',
+    noRecording: 'No recording for this call.',
+    watchDetails: 'Details',
     errors: {
       held: 'Take-over refused — {message}',
       unknown_session: 'This session is no longer live.',
@@ -68,7 +201,9 @@
 
   const TOKEN_KEY = 'hark.console.token';
   const AGENT_KEY = 'hark.console.agentName';
+  const SOUND_KEY = 'hark.console.sound';
   const ENDED_LINGER_MS = 5000; // an ended card fades out instead of vanishing
+  const SLA_WARN_SECS = 30; // a running SLA deadline this close turns amber
 
   // ---- helpers -----------------------------------------------------------------------------
 
@@ -88,6 +223,12 @@
       else el.setAttribute(k, v === true ? '' : v);
     }
     for (const c of children) if (c != null) el.append(c);
+    return el;
+  }
+
+  /** replaceChildren, skipping null children (optional parts of a view). */
+  function fill(el, ...children) {
+    el.replaceChildren(...children.filter((c) => c != null));
     return el;
   }
 
@@ -166,6 +307,7 @@
       setConn('live');
       showBoard();
       resume();
+      loadAlerts(); // again after a reconnect: alerts raised meanwhile arrive no other way
     };
     sock.onmessage = (ev) => {
       if (ws !== sock) return;
@@ -237,6 +379,9 @@
       case 'card':
         if (f.card && f.card.session_id) {
           const c = f.card;
+          const before = cards.get(c.session_id);
+          if (!before && c.state !== 'ended') beep('new');
+          else if (before && (c.message_count || 0) > (before.message_count || 0)) beep('message');
           cards.set(c.session_id, c);
           // Another agent now holds it (e.g. after a transfer). Only that is conclusive: a card
           // saying "bot" may predate our take-over; losing the hold otherwise shows up as an
@@ -250,6 +395,9 @@
         break;
       case 'ended':
         markEnded(f.session_id, f.reason);
+        break;
+      case 'alert':
+        if (f.alert && f.alert.id) onAlert(f.alert);
         break;
       case 'history':
         if (f.session_id === watching) {
@@ -333,7 +481,7 @@
     for (const id of cardEls.keys()) if (!cards.has(id)) cardEls.delete(id);
     const live = [...cards.values()].filter((c) => c.state !== 'ended').length;
     $('no-sessions').hidden = cards.size > 0;
-    $('live-count').hidden = $('board').hidden;
+    $('live-count').hidden = !signedIn();
     $('live-count').textContent = fmt(STRINGS.liveCount, { n: live });
     tick();
   }
@@ -355,7 +503,7 @@
     el.className = 'card' + (ended ? ' ended' : '') + (id === watching ? ' selected' : '') + ' holder-' + (hd.kind || 'bot');
     el.dataset.holder = hd.kind || 'bot';
     el.dataset.state = c.state || 'live';
-    el.replaceChildren(
+    fill(el,
       h('div', { class: 'card-top' },
         h('span', { class: 'dot ' + (c.visitor_online ? 'online' : 'offline'), 'data-field': 'online', title: c.visitor_online ? STRINGS.visitorOnline : STRINGS.visitorOffline }),
         h('span', { class: 'channel', 'data-field': 'channel' }, c.channel || 'chat'),
@@ -364,6 +512,8 @@
         h('span', { class: 'duration', 'data-field': 'duration', title: STRINGS.duration, 'data-started-at': c.started_at || '', 'data-fixed': ended ? String(c.duration_secs || 0) : null },
           formatDuration(c.duration_secs || 0))),
       h('div', { class: 'holder', 'data-field': 'holder' }, ended ? endedText(c) : holderText(hd)),
+      placementEl(c.placement),
+      slaEl(c.sla, ended),
       h('p', { class: 'preview', dir: 'auto', 'data-field': 'last-message' }, c.last_message || STRINGS.noMessages),
       h('div', { class: 'card-bottom muted' },
         h('span', { 'data-field': 'country', title: STRINGS.country }, c.country || STRINGS.noCountry),
@@ -374,9 +524,47 @@
     return el;
   }
 
+  function placementEl(p) {
+    if (!p || !(p.agent_name || p.desk_name)) return null;
+    const text = p.agent_name && p.desk_name ? fmt(STRINGS.placement, { agent: p.agent_name, desk: p.desk_name }) : p.agent_name || p.desk_name;
+    return h('div', { class: 'placement muted', dir: 'auto', 'data-field': 'placement' }, text);
+  }
+
+  /** The card's SLA clock: a countdown to `due.at`, re-rendered every second by tick(). */
+  function slaEl(sla, ended) {
+    if (!sla) return null;
+    const el = h('div', { class: 'sla', 'data-field': 'sla', 'data-sla-state': sla.state || '', title: fmt(STRINGS.slaPolicy, { policy: sla.policy || '?' }) });
+    el._sla = ended ? { ...sla, due: null } : sla;
+    renderSla(el, Date.now());
+    return el;
+  }
+
+  /** Text and tone of an SLA clock at `now`: ok, warn (due within a minute), bad (breached or missed), met. */
+  function slaView(sla, now) {
+    const due = sla.due && sla.due.at ? sla.due : null;
+    const missed = sla.state === 'missed' || sla.state === 'active_with_misses';
+    if (!due) return missed ? { text: STRINGS.slaMissed, tone: 'bad' } : sla.state === 'hit' ? { text: STRINGS.slaHit, tone: 'met' } : { text: STRINGS.sla, tone: 'ok' };
+    // PROTOCOLS names the metrics first_response …; cards have said "first response" too.
+    const key = String(due.metric || '').replace(/ /g, '_');
+    const metric = STRINGS.slaMetrics[key] || String(due.metric || '');
+    const left = (Date.parse(due.at) - now) / 1000;
+    if (isNaN(left)) return { text: STRINGS.sla, tone: 'ok' };
+    if (left < 0) return { text: fmt(STRINGS.slaOverdue, { metric, time: formatDuration(-left) }), tone: 'bad', breached: true };
+    const text = fmt(missed ? STRINGS.slaMissedDue : STRINGS.slaDue, { metric, time: formatDuration(Math.ceil(left)) });
+    return { text, tone: missed ? 'bad' : left <= SLA_WARN_SECS ? 'warn' : 'ok' };
+  }
+
+  function renderSla(el, now) {
+    const v = slaView(el._sla, now);
+    el.textContent = v.text;
+    el.dataset.tone = v.tone;
+    el.dataset.breached = String(!!v.breached);
+  }
+
   /** Durations tick locally from started_at; ended cards keep their final duration. */
   function tick() {
     const now = Date.now();
+    for (const el of document.querySelectorAll('.sla[data-field=sla]')) if (el._sla) renderSla(el, now);
     for (const el of document.querySelectorAll('[data-started-at]')) {
       if (el.dataset.fixed != null) { el.textContent = formatDuration(Number(el.dataset.fixed)); continue; }
       const t = Date.parse(el.dataset.startedAt);
@@ -426,6 +614,7 @@
     $('watch-panel').dataset.sessionId = watching;
     $('watch-title').textContent = fmt(STRINGS.sessionTitle, { id: watching.slice(0, 8) });
     $('watch-title').title = watching;
+    $('watch-details').href = '#/session/' + encodeURIComponent(watching);
     $('watch-meta').textContent = [c.site, c.channel, c.country || STRINGS.noCountry, c.device].filter(Boolean).join(' · ');
     $('watch-holder').textContent = ended ? endedText(c)
       : mine ? fmt(STRINGS.youHold, { name: mine }) : holderText(c.holder);
@@ -500,6 +689,697 @@
     if (command('transfer', { session_id: watching, [key]: to })) $('transfer-to').value = '';
   }
 
+  // ---- REST and sound ----------------------------------------------------------------------
+
+  /** A REST call with the bearer token; resolves {data, res}, throws an Error with the problem's detail. */
+  async function api(path, { method = 'GET', json } = {}) {
+    const headers = { Authorization: 'Bearer ' + token };
+    if (json !== undefined) headers['Content-Type'] = 'application/json';
+    const res = await fetch(path, { method, headers, body: json === undefined ? undefined : JSON.stringify(json), cache: 'no-store' });
+    let data = null;
+    if (res.status !== 204) {
+      const text = await res.text();
+      try { data = JSON.parse(text); } catch (_) { data = text; }
+    }
+    if (!res.ok) {
+      const detail = data && typeof data === 'object' ? data.detail || data.title : '';
+      const err = new Error(`${res.status}${detail ? ' — ' + detail : ''}`);
+      err.status = res.status;
+      throw err;
+    }
+    return { data, res };
+  }
+
+  function showMsg(id, text) {
+    const el = $(id);
+    el.textContent = text || '';
+    el.hidden = !text;
+  }
+
+  function formatDateTime(at) {
+    const d = new Date(at);
+    return isNaN(d) ? '' : d.toLocaleString([], { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
+
+  /** mm:ss (h:mm:ss past an hour) of a position in milliseconds. */
+  const clock = (ms) => formatDuration((ms || 0) / 1000);
+
+  // Sound: a tiny WebAudio beep. Browsers start an AudioContext only after a user gesture, so it
+  // is created (or resumed) on the first click or key press; until then beeps are skipped.
+  let audioCtx = null;
+  const sounds = { played: 0, skipped: 0 }; // exposed for tests as window.harkConsole.sounds
+
+  function unlockAudio() {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    try {
+      if (!audioCtx) audioCtx = new Ctx();
+      if (audioCtx.state === 'suspended') audioCtx.resume().catch(() => {});
+    } catch (_) { /* no audio */ }
+  }
+
+  function soundPref() { return store.get(SOUND_KEY) || 'new'; }
+
+  /** kind: 'message' (only with "every message"), 'new' (a new session) or 'alert' (both). */
+  function beep(kind) {
+    const pref = soundPref();
+    if (pref === 'off' || (kind === 'message' && pref !== 'all')) return;
+    if (!audioCtx || audioCtx.state !== 'running') { sounds.skipped++; return; }
+    const freq = kind === 'alert' ? 880 : kind === 'new' ? 660 : 520;
+    const t = audioCtx.currentTime;
+    const osc = audioCtx.createOscillator();
+    const gain = audioCtx.createGain();
+    osc.type = 'sine';
+    osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.0001, t);
+    gain.gain.exponentialRampToValueAtTime(0.15, t + 0.01);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.15);
+    osc.connect(gain).connect(audioCtx.destination);
+    osc.start(t);
+    osc.stop(t + 0.16);
+    sounds.played++;
+  }
+
+  // ---- routes ------------------------------------------------------------------------------
+
+  const VIEWS = { live: 'board', alerts: 'alerts-view', history: 'history-view', session: 'call-view' };
+  let routeKey = null;
+
+  function signedIn() { return !!token && $('sign-in-box').hidden; }
+
+  function parseRoute() {
+    const parts = (location.hash || '').replace(/^#\/?/, '').split('/').filter(Boolean).map((p) => { try { return decodeURIComponent(p); } catch (_) { return p; } });
+    const name = VIEWS[parts[0]] ? parts[0] : 'live';
+    return { name, id: parts[1] || null };
+  }
+
+  /** Shows the view the hash names (#/live[/id], #/alerts, #/history, #/session/id). */
+  function applyRoute() {
+    if (!signedIn()) return;
+    const r = parseRoute();
+    for (const [name, id] of Object.entries(VIEWS)) $(id).hidden = name !== r.name;
+    for (const a of document.querySelectorAll('#tabs a')) {
+      const current = a.dataset.view === r.name;
+      a.classList.toggle('current', current);
+      if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    }
+    document.body.dataset.view = r.name;
+    const key = r.name + '/' + (r.id || '');
+    if (key === routeKey) return;
+    routeKey = key;
+    if (r.name !== 'session') leaveCall();
+    if (r.name === 'live' && r.id) watch(r.id);
+    if (r.name === 'alerts') renderAlerts();
+    if (r.name === 'history') enterHistory();
+    if (r.name === 'session' && r.id) openCall(r.id);
+  }
+
+  // ---- alerts ------------------------------------------------------------------------------
+
+  const alerts = new Map(); // id -> alert
+  const alertEls = new Map(); // id -> element
+
+  /** The first acknowledgement stays: never let an older copy undo one. */
+  function mergeAlert(old, a) {
+    if (!old) return a;
+    const m = { ...old, ...a };
+    if (!a.acknowledged_at && old.acknowledged_at) { m.acknowledged_at = old.acknowledged_at; m.acknowledged_by = old.acknowledged_by; }
+    return m;
+  }
+
+  async function loadAlerts() {
+    const gen = generation;
+    try {
+      const { data } = await api('/v1/alerts?limit=200');
+      if (gen !== generation) return;
+      for (const a of Array.isArray(data) ? data : []) alerts.set(a.id, mergeAlert(alerts.get(a.id), a));
+      showMsg('alerts-error', '');
+    } catch (e) {
+      if (gen !== generation) return;
+      showMsg('alerts-error', fmt(STRINGS.alertsFailed, { message: e.message }));
+    }
+    renderAlerts();
+  }
+
+  function onAlert(a) {
+    const known = alerts.has(a.id);
+    alerts.set(a.id, mergeAlert(alerts.get(a.id), a));
+    if (!known && !a.acknowledged_at) beep('alert');
+    renderAlerts();
+  }
+
+  function renderAlerts() {
+    const all = [...alerts.values()].sort((a, b) => (Date.parse(b.raised_at) || 0) - (Date.parse(a.raised_at) || 0));
+    const open = all.filter((a) => !a.acknowledged_at).length;
+    const badge = $('alerts-badge');
+    badge.textContent = String(open);
+    badge.hidden = open === 0;
+    badge.title = fmt(STRINGS.unackedTitle, { n: open });
+    $('tab-alerts').setAttribute('aria-label', STRINGS.tabAlerts + (open ? ' — ' + fmt(STRINGS.unackedTitle, { n: open }) : ''));
+    const shown = $('alerts-unacked-only').checked ? all.filter((a) => !a.acknowledged_at) : all;
+    const list = $('alert-list');
+    const want = shown.map(alertEl);
+    want.forEach((el, i) => { if (list.children[i] !== el) list.insertBefore(el, list.children[i] || null); });
+    while (list.children.length > want.length) list.lastChild.remove();
+    for (const id of alertEls.keys()) if (!alerts.has(id)) alertEls.delete(id);
+    $('no-alerts').hidden = shown.length > 0;
+  }
+
+  function alertEl(a) {
+    let el = alertEls.get(a.id);
+    if (!el) {
+      el = h('li', { 'data-testid': 'alert', 'data-alert-id': a.id, tabindex: '-1' });
+      alertEls.set(a.id, el);
+    }
+    const sev = a.severity || 'info';
+    const acked = !!a.acknowledged_at;
+    el.className = 'alert sev-' + sev + (acked ? ' acked' : '');
+    el.dataset.severity = sev;
+    el.dataset.acknowledged = String(acked);
+    el.dataset.sessionId = a.session_id || '';
+    const c = cards.get(a.session_id);
+    const live = c && c.state !== 'ended';
+    const link = h('a', { href: (live ? '#/live/' : '#/session/') + encodeURIComponent(a.session_id), 'data-testid': 'alert-session' },
+      live ? STRINGS.watchLive : STRINGS.openSession);
+    const action = acked
+      ? h('span', { class: 'muted', 'data-testid': 'alert-acked', dir: 'auto' }, fmt(STRINGS.acknowledgedBy, { time: formatTime(a.acknowledged_at), who: a.acknowledged_by || '?' }))
+      : h('button', { type: 'button', class: 'primary', 'data-testid': 'ack-button', onclick: (e) => ack(a.id, e.currentTarget) }, STRINGS.acknowledge);
+    fill(el,
+      h('div', { class: 'alert-head' },
+        h('span', { class: 'sev', 'data-field': 'severity' }, STRINGS.severity[sev] || sev),
+        h('strong', { dir: 'auto', 'data-field': 'rule' }, a.rule_name || a.rule_id || ''),
+        h('span', { class: 'muted', title: a.raised_at || '' }, fmt(STRINGS.raisedAt, { time: formatTime(a.raised_at) }))),
+      h('p', { class: 'alert-msg', dir: 'auto', 'data-field': 'message' }, a.message || ''),
+      a.evidence ? h('p', { class: 'alert-evidence muted', dir: 'auto' }, '“' + a.evidence + '”') : null,
+      h('div', { class: 'alert-foot' }, link, h('span', { class: 'spacer' }), action));
+    return el;
+  }
+
+  async function ack(id, button) {
+    button.disabled = true;
+    try {
+      const { data } = await api(`/v1/alerts/${encodeURIComponent(id)}/ack`, { method: 'POST' });
+      if (data && data.id) onAlert(data);
+      showMsg('alerts-error', '');
+      const el = alertEls.get(id);
+      if (el && el.isConnected) el.focus();
+    } catch (e) {
+      button.disabled = false;
+      showMsg('alerts-error', fmt(STRINGS.ackFailed, { message: e.message }));
+    }
+  }
+
+  // ---- history -----------------------------------------------------------------------------
+
+  let histOrg = null; // {departments, desks, agents}
+  let histStarted = false;
+  let histNext = null; // the Link rel="next" of the last page
+  let histSeq = 0; // the newest search; older answers are dropped
+
+  function enterHistory() {
+    if (!histOrg) loadOrg();
+    if (!histStarted) { histStarted = true; searchHistory(false); }
+  }
+
+  async function loadOrg() {
+    const gen = generation;
+    try {
+      const [departments, desks, agents] = await Promise.all(['/v1/departments', '/v1/desks', '/v1/agents'].map((p) => api(p).then((r) => r.data || [])));
+      if (gen !== generation) return;
+      histOrg = { departments, desks, agents };
+      fillOrgSelects();
+    } catch (e) {
+      if (gen === generation) showMsg('history-error', fmt(STRINGS.historyFailed, { message: e.message }));
+    }
+  }
+
+  function fillSelect(sel, items, label) {
+    const keep = sel.value;
+    sel.replaceChildren(h('option', { value: '' }, STRINGS.any), ...items.map((x) => h('option', { value: x.id, dir: 'auto' }, label(x))));
+    sel.value = items.some((x) => x.id === keep) ? keep : '';
+  }
+
+  /** Desks follow the chosen department, agents the chosen desk (or department). */
+  function fillOrgSelects() {
+    if (!histOrg) return;
+    const dep = $('f-department').value;
+    fillSelect($('f-department'), histOrg.departments, (d) => d.name);
+    const desks = histOrg.desks.filter((d) => !dep || d.department_id === dep);
+    fillSelect($('f-desk'), desks, (d) => d.name);
+    const desk = $('f-desk').value;
+    const deskIds = new Set(desks.map((d) => d.id));
+    const agents = histOrg.agents.filter((a) => (desk ? a.desk_id === desk : !dep || deskIds.has(a.desk_id)));
+    fillSelect($('f-agent'), agents, (a) => a.name + (a.extension ? ` (${a.extension})` : '') + (a.active === false ? ' †' : ''));
+  }
+
+  /** The history filters of the form, as query parameters (shared by the list and the export). */
+  function filterParams() {
+    const q = new URLSearchParams();
+    const v = (id) => $(id).value.trim();
+    const iso = (id) => { const d = new Date(v(id)); return isNaN(d) ? '' : d.toISOString(); };
+    if (v('f-since') && iso('f-since')) q.set('since', iso('f-since'));
+    if (v('f-until') && iso('f-until')) q.set('until', iso('f-until'));
+    for (const k of ['department', 'desk', 'agent', 'channel', 'category', 'outcome']) if (v('f-' + k)) q.set(k, v('f-' + k));
+    if (v('f-tags')) q.set('tags', v('f-tags').split(',').map((t) => t.trim()).filter(Boolean).join(','));
+    const label = v('f-score-label'), lo = v('f-score-min'), hi = v('f-score-max');
+    if (label && (lo || hi)) q.set('scores', `${label}:${lo || 1}-${hi || 10}`);
+    if (v('f-check-item')) q.set('checklist', `${v('f-check-item')}:${v('f-check-status')}`);
+    if (v('f-q')) q.set('q', v('f-q'));
+    return q;
+  }
+
+  function nextLink(header) {
+    const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header || '');
+    return m ? m[1] : null;
+  }
+
+  async function searchHistory(append) {
+    const seq = ++histSeq;
+    const gen = generation;
+    let url;
+    if (append) url = histNext;
+    else {
+      const q = filterParams();
+      q.set('state', 'ended');
+      q.set('sort', $('f-sort').value || '-started_at');
+      q.set('limit', String(window.harkConsole.historyPageSize || 50));
+      url = '/v1/sessions?' + q.toString();
+    }
+    if (!url) return;
+    const more = $('history-more');
+    more.disabled = true;
+    more.textContent = STRINGS.loading;
+    $('history-table').setAttribute('aria-busy', 'true');
+    try {
+      const { data, res } = await api(url);
+      if (seq !== histSeq || gen !== generation) return;
+      const body = $('history-rows');
+      if (!append) body.replaceChildren();
+      for (const row of Array.isArray(data) ? data : []) body.append(historyRow(row));
+      histNext = nextLink(res.headers.get('Link'));
+      showMsg('history-error', '');
+      $('history-empty').hidden = body.children.length > 0;
+      more.hidden = !histNext;
+    } catch (e) {
+      if (seq === histSeq && gen === generation) showMsg('history-error', fmt(STRINGS.historyFailed, { message: e.message }));
+    } finally {
+      if (seq === histSeq) {
+        more.disabled = false;
+        more.textContent = STRINGS.loadMore;
+        $('history-table').removeAttribute('aria-busy');
+      }
+    }
+  }
+
+  function scoreName(label) { return STRINGS.scoreLabels[label] || String(label).replace(/_/g, ' '); }
+
+  function historyRow(r) {
+    const id = r.session_id;
+    const p = r.placement || {};
+    const secs = r.duration_ms != null ? r.duration_ms / 1000 : r.duration_secs || 0;
+    const open = () => { location.hash = '#/session/' + encodeURIComponent(id); };
+    const tr = h('tr', { 'data-testid': 'history-row', 'data-session-id': id, 'data-finalized': String(r.duration_ms != null) });
+    tr.addEventListener('click', (e) => { if (!e.target.closest('a')) open(); });
+    tr.append(
+      h('td', {}, h('a', { href: '#/session/' + encodeURIComponent(id), 'data-testid': 'history-open', title: id }, formatDateTime(r.started_at))),
+      h('td', { class: 'num' }, formatDuration(secs)),
+      h('td', {}, STRINGS[r.channel] || r.channel || ''),
+      h('td', { dir: 'auto' }, [p.agent_name, p.desk_name].filter(Boolean).join(' · ') || STRINGS.none),
+      h('td', { dir: 'auto' }, r.category || STRINGS.none),
+      h('td', { dir: 'auto' }, r.outcome || STRINGS.none),
+      h('td', { class: 'scores-cell' }, ...(r.scores || []).map((s) => h('span', { class: 'chip tone-' + scoreTone(s.score), title: scoreName(s.label) }, `${scoreName(s.label)} ${s.score}`))),
+      h('td', {}, ...(r.tags || []).map((t) => h('span', { class: 'chip', dir: 'auto' }, t))),
+      h('td', { class: 'last', dir: 'auto' }, r.last_message || ''));
+    return tr;
+  }
+
+  function scoreTone(score) { return score >= 7 ? 'good' : score >= 4 ? 'mid' : 'bad'; }
+
+  /** The CSV export takes the bearer header, so it is fetched and saved from a Blob. */
+  async function exportCsv() {
+    const btn = $('export-csv');
+    btn.disabled = true;
+    btn.textContent = STRINGS.exporting;
+    try {
+      const res = await fetch('/v1/sessions/export.csv?' + filterParams().toString(), { headers: { Authorization: 'Bearer ' + token }, cache: 'no-store' });
+      if (!res.ok) {
+        let detail = '';
+        try { detail = (await res.json()).detail || ''; } catch (_) { /* not JSON */ }
+        throw new Error(`${res.status}${detail ? ' — ' + detail : ''}`);
+      }
+      const blob = await res.blob();
+      const url = URL.createObjectURL(blob);
+      const stamp = new Date().toISOString().slice(0, 16).replace(/[-:T]/g, '');
+      const a = h('a', { href: url, download: `hark-sessions-${stamp}.csv`, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      showMsg('history-error', '');
+    } catch (e) {
+      showMsg('history-error', fmt(STRINGS.exportFailed, { message: e.message }));
+    } finally {
+      btn.disabled = false;
+      btn.textContent = STRINGS.exportCsv;
+    }
+  }
+
+  // ---- call page ---------------------------------------------------------------------------
+
+  let callId = null;
+  let callRecord = null;
+  let callSeq = 0;
+  let callTab = 'analysis';
+  let streams = []; // [{index, role}] of the call's recordings
+  let streamIndex = null;
+
+  async function openCall(id) {
+    callId = id;
+    callRecord = null;
+    const seq = ++callSeq;
+    stopAudio();
+    $('player').hidden = true;
+    document.body.classList.remove('has-player');
+    $('call-title').textContent = fmt(STRINGS.sessionTitle, { id: id.slice(0, 8) });
+    $('call-title').title = id;
+    $('call-meta').textContent = STRINGS.loading;
+    $('cpanel-analysis').replaceChildren();
+    $('transcript-list').replaceChildren();
+    $('note-list').replaceChildren();
+    showMsg('call-error', '');
+    showMsg('notes-error', '');
+    selectCallTab(callTab, false);
+    $('call-view').dataset.sessionId = id;
+    delete $('call-view').dataset.loaded;
+    try {
+      const { data } = await api('/v1/sessions/' + encodeURIComponent(id));
+      if (seq !== callSeq) return;
+      callRecord = data;
+      renderCall();
+      $('call-view').dataset.loaded = 'true';
+    } catch (e) {
+      if (seq !== callSeq) return;
+      $('call-meta').textContent = '';
+      showMsg('call-error', fmt(STRINGS.callFailed, { message: e.message }));
+    }
+  }
+
+  function leaveCall() {
+    if (!callId) return;
+    callId = null;
+    callRecord = null;
+    callSeq++;
+    stopAudio();
+    $('player').hidden = true;
+    document.body.classList.remove('has-player');
+  }
+
+  function renderCall() {
+    const r = callRecord;
+    const p = r.placement || {};
+    $('call-title').textContent = fmt(STRINGS.callTitle, { channel: STRINGS[r.channel] || r.channel || '', id: r.session_id.slice(0, 8) });
+    const from = r.call && r.call.from && r.call.from.number ? fmt(STRINGS.from, { number: r.call.from.number }) : null;
+    const place = p.agent_name ? fmt(STRINGS.placementMeta, { agent: p.agent_name, desk: p.desk_name || STRINGS.none, department: p.department_name || STRINGS.none }) : null;
+    const secs = r.duration_ms != null ? r.duration_ms / 1000 : r.duration_secs || 0;
+    $('call-meta').textContent = [formatDateTime(r.started_at), formatDuration(secs), r.site, from, place, r.state === 'live' ? STRINGS.callLive : null]
+      .filter(Boolean).join(' · ');
+    renderAnalysis(r);
+    renderTranscript(r);
+    renderNotes(r.notes || []);
+    setupPlayer(r);
+  }
+
+  function selectCallTab(name, focus) {
+    callTab = name;
+    for (const tab of document.querySelectorAll('#call-tabs [role=tab]')) {
+      const selected = tab.dataset.tab === name;
+      tab.setAttribute('aria-selected', String(selected));
+      tab.tabIndex = selected ? 0 : -1;
+      $(tab.getAttribute('aria-controls')).hidden = !selected;
+      if (selected && focus) tab.focus();
+    }
+  }
+
+  function speakerName(s) { return STRINGS.roles[s] || s || ''; }
+
+  function renderAnalysis(r) {
+    const panel = $('cpanel-analysis');
+    const a = r.analysis;
+    if (!a) {
+      const why = r.analysis_skipped
+        ? h('p', { 'data-testid': 'analysis-skipped', dir: 'auto' }, fmt(STRINGS.notAnalysed, { reason: r.analysis_skipped }))
+        : h('p', { 'data-testid': 'analysis-pending', class: 'muted' }, r.state === 'live' ? STRINGS.callLive : STRINGS.analysisPending);
+      const again = r.analysis_skipped ? null : h('button', { type: 'button', onclick: () => openCall(r.session_id) }, STRINGS.refresh);
+      fill(panel, why, again);
+      return;
+    }
+    const scores = (a.scores || []).map((s) => h('li', { class: 'score', 'data-testid': 'score', 'data-label': s.label, 'data-score': String(s.score) },
+      h('div', { class: 'score-head' },
+        h('strong', {}, scoreName(s.label)),
+        h('span', { class: 'meter', role: 'img', 'aria-label': fmt(STRINGS.scoreOf, { score: s.score }) },
+          h('span', { class: 'fill tone-' + scoreTone(s.score), style: `width:${Math.max(0, Math.min(10, s.score)) * 10}%` })),
+        h('span', { class: 'score-num' }, fmt(STRINGS.scoreOf, { score: s.score }))),
+      h('p', { class: 'muted explanation', dir: 'auto' }, s.explanation || '')));
+    const voice = r.channel === 'voice';
+    const items = (a.checklist || []).map((c) => {
+      const ev = c.done && c.evidence ? c.evidence : null;
+      let evEl = null;
+      if (ev) {
+        const text = fmt(STRINGS.evidence, { speaker: speakerName(ev.speaker), time: clock(ev.start_ms), text: ev.text || '' });
+        evEl = voice && ev.start_ms != null
+          ? h('button', { type: 'button', class: 'link evidence', dir: 'auto', 'data-testid': 'evidence', onclick: () => seekAndPlay(ev.start_ms / 1000, ev.speaker) }, text)
+          : h('span', { class: 'evidence', dir: 'auto', 'data-testid': 'evidence' }, text);
+      }
+      return h('li', { class: 'check ' + (c.done ? 'done' : 'missed'), 'data-testid': 'checklist-item', 'data-item': c.id, 'data-status': c.done ? 'done' : 'missed' },
+        h('span', { class: 'status' }, c.done ? '✓ ' + STRINGS.itemDone : '✗ ' + STRINGS.itemMissed),
+        h('span', { dir: 'auto' }, c.label || c.id), evEl);
+    });
+    const tags = [...new Set([...(a.tags || []), ...(r.tags || [])])];
+    panel.replaceChildren(
+      h('h3', {}, STRINGS.scores),
+      scores.length ? h('ul', { class: 'scores', 'data-testid': 'scores' }, ...scores) : h('p', { class: 'muted' }, STRINGS.noScores),
+      h('h3', {}, STRINGS.checklist),
+      items.length ? h('ul', { class: 'checklist', 'data-testid': 'checklist' }, ...items) : h('p', { class: 'muted' }, STRINGS.noChecklist),
+      h('dl', { class: 'facts' },
+        h('dt', {}, STRINGS.tags), h('dd', { 'data-testid': 'analysis-tags' }, ...(tags.length ? tags.map((t) => h('span', { class: 'chip', dir: 'auto' }, t)) : [STRINGS.noTags])),
+        h('dt', {}, STRINGS.category), h('dd', { 'data-testid': 'analysis-category', dir: 'auto' }, a.category || STRINGS.none),
+        h('dt', {}, STRINGS.outcome), h('dd', { 'data-testid': 'analysis-outcome', dir: 'auto' }, a.outcome || STRINGS.none)));
+  }
+
+  function renderTranscript(r) {
+    const list = $('transcript-list');
+    const t0 = Date.parse(r.started_at);
+    const voice = r.channel === 'voice';
+    const lines = (r.messages || []).map((m) => {
+      const a = m.author || {};
+      const role = a.role || 'system';
+      const who = role === 'agent' && a.name ? a.name : STRINGS.roles[role] || role;
+      const ms = m.speech && m.speech.start_ms != null ? m.speech.start_ms : Math.max(0, (Date.parse(m.at) - t0) || 0);
+      const seekable = voice && m.speech && m.speech.start_ms != null;
+      const li = h('li', { class: 'line ' + role + (seekable ? ' seekable' : ''), 'data-testid': 'transcript-line', 'data-seq': String(m.seq), 'data-role': role,
+        'data-start-ms': seekable ? String(m.speech.start_ms) : null, 'data-end-ms': seekable ? String(m.speech.end_ms) : null,
+        tabindex: seekable ? '0' : null, role: seekable ? 'button' : null },
+      h('span', { class: 'time', 'data-field': 'time' }, clock(ms)),
+      h('span', { class: 'who', dir: 'auto' }, who),
+      m.speech && m.speech.emotion ? h('span', { class: 'emotion ' + m.speech.emotion, 'data-testid': 'emotion' }, m.speech.emotion) : null,
+      h('span', { class: 'text', dir: 'auto' }, String(m.text == null ? '' : m.text)));
+      if (seekable) {
+        const go = () => seekAndPlay(m.speech.start_ms / 1000, m.speech.speaker);
+        li.addEventListener('click', go);
+        li.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); go(); } });
+      }
+      return li;
+    });
+    list.replaceChildren(...lines);
+    if (!lines.length) list.append(h('li', { class: 'muted' }, STRINGS.noTranscript));
+  }
+
+  // Notes.
+
+  function renderNotes(notes) {
+    const list = $('note-list');
+    list.replaceChildren(...notes.map(noteEl));
+    if (!notes.length) list.append(h('li', { class: 'muted', 'data-testid': 'no-notes' }, STRINGS.noNotes));
+  }
+
+  async function reloadNotes() {
+    const id = callId;
+    const { data } = await api(`/v1/sessions/${encodeURIComponent(id)}/notes`);
+    if (id === callId) renderNotes(Array.isArray(data) ? data : []);
+  }
+
+  async function noteAction(fn) {
+    try {
+      await fn();
+      showMsg('notes-error', '');
+      await reloadNotes();
+    } catch (e) {
+      showMsg('notes-error', fmt(STRINGS.notesFailed, { message: e.message }));
+    }
+  }
+
+  function noteEl(n) {
+    const base = `/v1/sessions/${encodeURIComponent(callId)}/notes/${encodeURIComponent(n.id)}`;
+    const li = h('li', { class: 'note', 'data-testid': 'note', 'data-note-id': n.id });
+    const text = h('div', { class: 'note-text', dir: 'auto', 'data-field': 'text' }, n.text);
+    const edited = n.updated_at && n.updated_at !== n.created_at ? h('span', { class: 'muted' }, fmt(STRINGS.edited, { time: formatDateTime(n.updated_at) })) : null;
+    const del = h('button', { type: 'button', class: 'ghost', 'data-testid': 'note-delete' }, STRINGS.delete);
+    del.addEventListener('click', () => {
+      if (del.dataset.confirm !== 'true') { del.dataset.confirm = 'true'; del.textContent = STRINGS.confirmDelete; return; }
+      del.disabled = true;
+      noteAction(() => api(base, { method: 'DELETE' }));
+    });
+    del.addEventListener('blur', () => { del.dataset.confirm = 'false'; del.textContent = STRINGS.delete; });
+    const edit = h('button', { type: 'button', class: 'ghost', 'data-testid': 'note-edit' }, STRINGS.edit);
+    edit.addEventListener('click', () => {
+      const area = h('textarea', { rows: '3', dir: 'auto', maxlength: '10000', 'data-testid': 'note-edit-input', 'aria-label': STRINGS.edit });
+      area.value = n.text;
+      const cancel = () => li.replaceWith(noteEl(n));
+      const save = h('button', { type: 'button', class: 'primary', 'data-testid': 'note-save' }, STRINGS.save);
+      save.addEventListener('click', () => {
+        const t = area.value.trim();
+        if (!t) { area.focus(); return; }
+        save.disabled = true;
+        noteAction(() => api(base, { method: 'PUT', json: { text: t } }));
+      });
+      area.addEventListener('keydown', (e) => {
+        if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); cancel(); }
+        if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); save.click(); }
+      });
+      li.replaceChildren(area, h('div', { class: 'note-actions' }, save, h('button', { type: 'button', onclick: cancel }, STRINGS.cancel)));
+      area.focus();
+    });
+    li.append(
+      h('div', { class: 'note-head' }, h('strong', { dir: 'auto' }, n.author || ''), h('span', { class: 'muted' }, formatDateTime(n.created_at)), edited,
+        h('span', { class: 'spacer' }), edit, del),
+      text);
+    return li;
+  }
+
+  function addNote(e) {
+    e.preventDefault();
+    const input = $('note-input');
+    const t = input.value.trim();
+    if (!t || !callId) return;
+    const id = callId;
+    noteAction(async () => {
+      await api(`/v1/sessions/${encodeURIComponent(id)}/notes`, { method: 'POST', json: { text: t } });
+      input.value = '';
+    });
+  }
+
+  // The audio player (fixed at the bottom of the call page, across its tabs). A call's
+  // recordings are one file per stream: stream 0 (the customer) plays by default; a call with
+  // two streams offers the other speaker in a select, and clicking a line plays its speaker.
+
+  function setupPlayer(r) {
+    streams = r.channel === 'voice' && r.call && Array.isArray(r.call.streams)
+      ? r.call.streams.map((s, index) => ({ index, role: s.role || 'customer', has: !!s.recording })).filter((s) => s.has) : [];
+    if (!streams.length) {
+      $('player').hidden = true;
+      document.body.classList.remove('has-player');
+      if (r.channel === 'voice') showMsg('call-error', STRINGS.noRecording);
+      return;
+    }
+    const sel = $('p-stream');
+    sel.replaceChildren(...streams.map((s) => h('option', { value: String(s.index) }, `${speakerName(s.role)} (${s.index})`)));
+    $('p-stream-box').hidden = streams.length < 2;
+    $('player').hidden = false;
+    document.body.classList.add('has-player');
+    setStream(streams[0].index);
+  }
+
+  function setStream(index) {
+    const a = $('audio');
+    const s = streams.find((x) => x.index === index) || streams[0];
+    streamIndex = s.index;
+    $('p-stream').value = String(s.index);
+    const url = `/v1/sessions/${encodeURIComponent(callId)}/recordings/${s.index}?access_token=${encodeURIComponent(token)}`;
+    a.src = url;
+    a.playbackRate = Number($('p-speed').value) || 1;
+    a.volume = Number($('p-volume').value);
+    $('p-note').textContent = fmt(STRINGS.playingStream, { speaker: speakerName(s.role), index: s.index });
+    updatePlayer();
+  }
+
+  function stopAudio() {
+    const a = $('audio');
+    a.pause();
+    if (a.getAttribute('src')) { a.removeAttribute('src'); a.load(); }
+    streams = [];
+    streamIndex = null;
+  }
+
+  function audioDuration() {
+    const a = $('audio');
+    if (isFinite(a.duration) && a.duration > 0) return a.duration;
+    const r = callRecord;
+    return r ? (r.duration_ms != null ? r.duration_ms / 1000 : r.duration_secs || 0) : 0;
+  }
+
+  /** Seeks to `secs` (on `speaker`'s recording when the call has one for them) and plays. */
+  function seekAndPlay(secs, speaker) {
+    const a = $('audio');
+    if (!streams.length) return;
+    const want = streams.find((s) => s.role === speaker);
+    if (want && want.index !== streamIndex) setStream(want.index);
+    const go = () => {
+      a.currentTime = Math.max(0, secs);
+      const p = a.play();
+      if (p && p.catch) p.catch(() => {});
+    };
+    if (a.readyState >= 1) go(); else a.addEventListener('loadedmetadata', go, { once: true });
+  }
+
+  let seekDragging = false;
+  function updatePlayer() {
+    const a = $('audio');
+    const dur = audioDuration();
+    const seek = $('p-seek');
+    seek.max = String(dur || 0);
+    if (!seekDragging) seek.value = String(a.currentTime || 0);
+    $('p-time').textContent = `${formatDuration(a.currentTime || 0)} / ${formatDuration(dur)}`;
+    const playing = !a.paused && !a.ended;
+    const btn = $('p-play');
+    btn.textContent = playing ? '❚❚' : '▶';
+    btn.setAttribute('aria-label', playing ? STRINGS.pause : STRINGS.play);
+    btn.dataset.state = playing ? 'playing' : 'paused';
+    // The line being heard.
+    const ms = (a.currentTime || 0) * 1000;
+    for (const li of document.querySelectorAll('#transcript-list li[data-start-ms]')) {
+      li.classList.toggle('current', playing && ms >= Number(li.dataset.startMs) && ms < Number(li.dataset.endMs));
+    }
+  }
+
+  function wirePlayer() {
+    const a = $('audio');
+    for (const ev of ['play', 'pause', 'ended', 'timeupdate', 'durationchange', 'loadedmetadata', 'seeked']) a.addEventListener(ev, updatePlayer);
+    $('p-play').addEventListener('click', () => { if (a.paused) { const p = a.play(); if (p && p.catch) p.catch(() => {}); } else a.pause(); });
+    const jump = (d) => { a.currentTime = Math.max(0, Math.min(audioDuration() || Infinity, (a.currentTime || 0) + d)); updatePlayer(); };
+    $('p-back').addEventListener('click', () => jump(-10));
+    $('p-fwd').addEventListener('click', () => jump(10));
+    const seek = $('p-seek');
+    seek.addEventListener('input', () => { seekDragging = true; a.currentTime = Number(seek.value); $('p-time').textContent = `${formatDuration(Number(seek.value))} / ${formatDuration(audioDuration())}`; });
+    seek.addEventListener('change', () => { seekDragging = false; a.currentTime = Number(seek.value); updatePlayer(); });
+    $('p-speed').addEventListener('change', () => { a.playbackRate = Number($('p-speed').value) || 1; });
+    $('p-volume').addEventListener('input', () => { a.volume = Number($('p-volume').value); });
+    $('p-stream').addEventListener('change', () => {
+      const t = a.currentTime || 0, playing = !a.paused;
+      setStream(Number($('p-stream').value));
+      if (playing) seekAndPlay(t); else a.addEventListener('loadedmetadata', () => { a.currentTime = t; }, { once: true });
+    });
+    // Call-page tabs: arrow keys move between them (WAI-ARIA tabs pattern).
+    const tabs = [...document.querySelectorAll('#call-tabs [role=tab]')];
+    for (const tab of tabs) tab.addEventListener('click', () => selectCallTab(tab.dataset.tab, false));
+    $('call-tabs').addEventListener('keydown', (e) => {
+      const i = tabs.findIndex((t) => t.dataset.tab === callTab);
+      const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[e.key];
+      if (next == null) return;
+      e.preventDefault();
+      selectCallTab(tabs[(next + tabs.length) % tabs.length].dataset.tab, true);
+    });
+  }
+
   // ---- sign-in -----------------------------------------------------------------------------
 
   function setConn(state) {
@@ -510,13 +1390,18 @@
 
   function showBoard() {
     $('sign-in-box').hidden = true;
-    $('board').hidden = false;
+    $('tabs').hidden = false;
+    $('sound-box').hidden = false;
     $('sign-out-button').hidden = false;
     $('sign-in-error').hidden = true;
+    $('live-count').hidden = false;
+    applyRoute();
   }
 
   function showSignIn(error) {
-    $('board').hidden = true;
+    for (const id of Object.values(VIEWS)) $(id).hidden = true;
+    $('tabs').hidden = true;
+    $('sound-box').hidden = true;
     $('sign-out-button').hidden = true;
     $('live-count').hidden = true;
     $('sign-in-box').hidden = false;
@@ -542,6 +1427,16 @@
     if (watching) unwatch();
     renderCards();
     setConn('offline');
+    leaveCall();
+    routeKey = null;
+    alerts.clear();
+    renderAlerts();
+    histOrg = null;
+    histStarted = false;
+    histNext = null;
+    histSeq++;
+    $('history-rows').replaceChildren();
+    $('history-more').hidden = true;
   }
 
   function signIn(t) {
@@ -589,7 +1484,28 @@
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('reply-form').requestSubmit(); }
     });
     $('transfer-form').addEventListener('submit', transfer);
-    document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && watching) unwatch(); });
+    document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && watching && !$('board').hidden) unwatch(); });
+    window.addEventListener('hashchange', applyRoute);
+    // Sound: the preference, and the AudioContext unlocked by the first click or key.
+    for (const ev of ['pointerdown', 'keydown']) document.addEventListener(ev, unlockAudio, { capture: true, passive: true });
+    $('sound-select').value = soundPref();
+    $('sound-select').addEventListener('change', () => store.set(SOUND_KEY, $('sound-select').value));
+    $('alerts-unacked-only').addEventListener('change', renderAlerts);
+    $('history-form').addEventListener('submit', (e) => { e.preventDefault(); searchHistory(false); });
+    $('history-form').addEventListener('reset', () => setTimeout(() => { fillOrgSelects(); searchHistory(false); }, 0));
+    $('f-department').addEventListener('change', fillOrgSelects);
+    $('f-desk').addEventListener('change', fillOrgSelects);
+    $('f-sort').addEventListener('change', () => searchHistory(false));
+    $('history-more').addEventListener('click', () => searchHistory(true));
+    $('export-csv').addEventListener('click', exportCsv);
+    $('f-score-label').replaceChildren(h('option', { value: '' }, STRINGS.any),
+      ...Object.entries(STRINGS.scoreLabels).map(([k, v]) => h('option', { value: k }, v)));
+    $('note-form').addEventListener('submit', addNote);
+    $('note-input').addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $('note-form').requestSubmit(); } });
+    wirePlayer();
+    updatePlayer();
+    // Test hooks: the beeps played or skipped, and the history page size (default 50).
+    window.harkConsole = { sounds, historyPageSize: 50 };
     window.addEventListener('online', () => { if (retryTimer) connect(); });
     $('agent-name-input').value = store.get(AGENT_KEY);
     setInterval(tick, 1000);
