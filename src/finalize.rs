@@ -90,10 +90,11 @@ async fn finalize(ctx: &FinalizeContext, id: SessionId) -> Result<(), StoreError
         return Ok(()); // finalized already, or not ended
     };
     record.card.placement = ctx.directory.named(&record.card.tenant, &record.card.placement);
+    let duration_ms = duration_ms(&record);
     let conversation = Conversation {
         channel: record.card.channel,
         started_at: record.card.started_at,
-        ended_at: record.card.ended_at.unwrap_or(record.card.started_at),
+        ended_at: record.card.started_at + time::Duration::milliseconds(duration_ms),
         entries: &record.messages,
         end_reason: record.card.end_reason,
     };
@@ -102,7 +103,7 @@ async fn finalize(ctx: &FinalizeContext, id: SessionId) -> Result<(), StoreError
         Err(skipped) => record.analysis_skipped = Some(skipped.reason),
     }
     let finalized = Finalized {
-        duration_ms: duration_ms(&record),
+        duration_ms,
         search_text: search_text(&record),
         webhook: crate::webhooks::payload::finished_call(&record),
     };
@@ -112,7 +113,13 @@ async fn finalize(ctx: &FinalizeContext, id: SessionId) -> Result<(), StoreError
     Ok(())
 }
 
+/// How long the conversation lasted: a call's longest recording (an uploaded call is processed
+/// faster or slower than it was spoken), else from start to end.
 fn duration_ms(record: &SessionRecord) -> i64 {
+    let recorded = record.call.iter().flat_map(|c| &c.streams).map(|s| s.recorded_secs).fold(0.0, f64::max);
+    if recorded > 0.0 {
+        return (recorded * 1000.0).round() as i64;
+    }
     let end = record.card.ended_at.unwrap_or(record.card.started_at);
     ((end - record.card.started_at).whole_milliseconds() as i64).max(0)
 }

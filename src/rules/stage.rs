@@ -172,7 +172,7 @@ fn sla_clock(card: SlaCard) -> SlaClock {
     SlaClock {
         policy: card.policy.id,
         state: snake(card.state),
-        due: card.next.zip(card.deadline).map(|(metric, at)| SlaDue { metric: metric.as_str().to_string(), at }),
+        due: card.next.zip(card.deadline).map(|(metric, at)| SlaDue { metric: snake(metric), at }),
     }
 }
 
