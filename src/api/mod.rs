@@ -8,6 +8,7 @@ pub mod export;
 pub mod notes;
 pub mod pages;
 pub mod recordings;
+pub mod reports;
 pub mod rules;
 pub mod uploads;
 
@@ -49,6 +50,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(notes::router())
         .merge(pages::router())
         .merge(recordings::router())
+        .merge(reports::router())
         .merge(uploads::router(&app.config.uploads))
         .merge(crate::ingest::stream::router())
         .fallback(|| async { Problem::not_found("no such route") })
@@ -60,10 +62,12 @@ pub fn router(app: Arc<App>) -> Router {
     info(title = "hark", description = "Live contact-center sessions. Socket protocols: docs/PROTOCOLS.md."),
     paths(list_sessions, get_session, export::export, alerts::list_alerts, alerts::acknowledge,
         notes::list_notes, notes::add_note, notes::update_note, notes::delete_note,
-        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording, uploads::create_upload, create_token, healthz, readyz),
+        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, recordings::get_recording,
+        reports::report, reports::compare_agents, reports::usage, uploads::create_upload, create_token, healthz, readyz),
     components(schemas(Card, SessionRecord, crate::store::AlertRecord, crate::rules::RulesConfig, Problem,
         crate::error::InvalidParam, crate::store::Note, notes::NoteText, TokenRequest, TokenCreated,
-        uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus)),
+        uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus,
+        reports::ReportAnswer, crate::store::Comparison, crate::store::Usage)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

@@ -14,9 +14,14 @@ use crate::ingest::call::CallRecord;
 use crate::session::{Author, Card, Channel, EndReason, Entry, Hold, Holder, Notice, SessionId};
 
 mod notes;
+mod reports;
 mod rules;
 
 pub use notes::Note;
+pub use reports::{
+    local_time, quota_left, record_call, Against, AgentRow, Bucket, CallFacts, Comparison, Metrics, MonthUsage, Period,
+    Report, Side, Tile, Tiles, Usage, Window,
+};
 pub use rules::{AlertFilter, AlertRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
