@@ -470,16 +470,6 @@ impl Totals {
     }
 }
 
-/// The roll-ups of one series bucket and placement ('' for none).
-#[derive(Debug, Clone, PartialEq)]
-struct Cell {
-    bucket: i64,
-    agent_id: String,
-    desk_id: String,
-    department_id: String,
-    totals: Totals,
-}
-
 /// The change from `previous` to `value` in percent; `None` when there is nothing to compare.
 fn change_pct(value: Option<f64>, previous: Option<f64>) -> Option<f64> {
     match (value, previous) {
@@ -511,14 +501,7 @@ fn tiles(now: &Totals, before: &Totals) -> Tiles {
     }
 }
 
-/// Sums cells by bucket.
-fn by_bucket<'a>(cells: impl IntoIterator<Item = &'a Cell>) -> HashMap<i64, Totals> {
-    let mut buckets: HashMap<i64, Totals> = HashMap::new();
-    cells.into_iter().for_each(|c| buckets.entry(c.bucket).or_default().add(&c.totals));
-    buckets
-}
-
-/// The zero-filled series of `period` from bucket sums.
+/// The zero-filled series of `period` from sums per bucket.
 fn series<N>(period: &Period, buckets: &HashMap<i64, Totals>, metrics: impl Fn(&Totals) -> Metrics<N>) -> Vec<Bucket<N>> {
     let empty = Totals::default();
     let grain = period.grain();
@@ -526,66 +509,45 @@ fn series<N>(period: &Period, buckets: &HashMap<i64, Totals>, metrics: impl Fn(&
     period.buckets().into_iter().map(bucket).collect()
 }
 
-/// The report of `period` from its cells and those of its comparable period.
-fn build_report(period: &Period, current: &[Cell], previous: &[Cell]) -> Report {
-    let now = Totals::sum(current.iter().map(|c| &c.totals));
-    let before = Totals::sum(previous.iter().map(|c| &c.totals));
-    let mut agents: BTreeMap<&str, Totals> = BTreeMap::new();
-    current.iter().for_each(|c| agents.entry(&c.agent_id).or_default().add(&c.totals));
+/// The report of `period` from its sums per bucket, those of its comparable period, and its
+/// sums per agent ('' for calls without one).
+fn build_report(
+    period: &Period,
+    current: &HashMap<i64, Totals>,
+    previous: &HashMap<i64, Totals>,
+    agents: HashMap<String, Totals>,
+) -> Report {
     let mut agents: Vec<AgentRow> = agents
         .into_iter()
-        .map(|(id, totals)| AgentRow { agent_id: (!id.is_empty()).then(|| id.to_string()), metrics: totals.metrics() })
+        .map(|(id, totals)| AgentRow { agent_id: (!id.is_empty()).then_some(id), metrics: totals.metrics() })
         .collect();
     agents.sort_by(|a, b| b.metrics.calls.cmp(&a.metrics.calls).then_with(|| a.agent_id.cmp(&b.agent_id)));
     Report {
         period: period.kind(),
         window: period.window(),
         compared_with: period.comparison().window(),
-        tiles: tiles(&now, &before),
+        tiles: tiles(&Totals::sum(current.values()), &Totals::sum(previous.values())),
         agents,
-        series: series(period, &by_bucket(current), Totals::metrics),
+        series: series(period, current, Totals::metrics),
     }
 }
 
-/// `agent` against `against` over the month `period` from its daily cells; `None` when the
-/// agent has no calls with a desk (or department) in it to be compared against.
-fn compare(period: &Period, agent: &str, against: &Against, cells: &[Cell]) -> Option<Comparison> {
-    let side = |kind: &'static str, id: &str, keep: &dyn Fn(&Cell) -> bool| {
-        let cells: Vec<&Cell> = cells.iter().filter(|c| keep(c)).collect();
-        let agents = if kind == "agent" {
-            1
-        } else {
-            cells.iter().map(|c| c.agent_id.as_str()).collect::<BTreeSet<_>>().len() as u64
-        };
-        let totals = Totals::sum(cells.iter().map(|c| &c.totals));
-        Side {
-            kind,
-            id: id.to_string(),
-            agents,
-            metrics: totals.per_agent(agents),
-            series: series(period, &by_bucket(cells.iter().copied()), |t| t.per_agent(agents)),
-        }
-    };
-    // The desk or department the agent worked most calls in.
-    let home = |column: fn(&Cell) -> &str| {
-        let mut calls: BTreeMap<&str, u64> = BTreeMap::new();
-        for cell in cells.iter().filter(|c| c.agent_id == agent && !column(c).is_empty()) {
-            *calls.entry(column(cell)).or_default() += cell.totals.calls;
-        }
-        calls.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0))).map(|(id, _)| id.to_string())
-    };
-    let against = match against {
-        Against::Agent(other) => side("agent", other, &|c| c.agent_id == *other),
-        Against::Desk => {
-            let desk = home(|c| &c.desk_id)?;
-            side("desk", &desk, &|c| c.desk_id == desk && !c.agent_id.is_empty())
-        }
-        Against::Department => {
-            let department = home(|c| &c.department_id)?;
-            side("department", &department, &|c| c.department_id == department && !c.agent_id.is_empty())
-        }
-    };
-    Some(Comparison { window: period.window(), agent: side("agent", agent, &|c| c.agent_id == agent), against })
+/// The desk (or department) with the most calls among sums per desk ('' for none); the
+/// smallest id of a tie.
+fn busiest(places: &HashMap<String, Totals>) -> Option<String> {
+    let placed = places.iter().filter(|(id, _)| !id.is_empty());
+    placed.max_by(|a, b| a.1.calls.cmp(&b.1.calls).then_with(|| b.0.cmp(a.0))).map(|(id, _)| id.clone())
+}
+
+/// One side of a comparison over `period` from its sums per day, shared by `agents` agents.
+fn side(kind: &'static str, id: &str, period: &Period, days: &HashMap<i64, Totals>, agents: u64) -> Side {
+    Side {
+        kind,
+        id: id.to_string(),
+        agents,
+        metrics: Totals::sum(days.values()).per_agent(agents),
+        series: series(period, days, |t| t.per_agent(agents)),
+    }
 }
 
 /// The usage figures of the month of `month` from analysed calls per month key (`YYYYMM`).
@@ -614,16 +576,40 @@ fn count(row: &AnyRow, column: &str) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Value(format!("{column} {value}")))
 }
 
+/// Which roll-up rows a query sums: a tenant's, of a period, in a scope.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    tenant: &'a str,
+    scope: &'a Scope,
+    period: &'a Period,
+    /// Only rows whose `column` has this value.
+    only: Option<(&'static str, &'a str)>,
+    /// Only rows with an agent.
+    with_agent: bool,
+}
+
+/// What the sums are grouped by.
+#[derive(Clone, Copy)]
+enum Group {
+    /// The series bucket (an `i64` key).
+    Bucket,
+    /// A placement column (a `String` key, '' for none).
+    Column(&'static str),
+}
+
 impl Store {
     /// The report of `period` for a tenant, over the sessions `scope` allows.
     pub async fn report(&self, tenant: &str, scope: &Scope, period: &Period) -> Result<Report, StoreError> {
-        let current = self.cells(tenant, scope, period).await?;
-        let previous = self.cells(tenant, scope, &period.comparison()).await?;
-        Ok(build_report(period, &current, &previous))
+        let rows = Rows { tenant, scope, period, only: None, with_agent: false };
+        let comparison = period.comparison();
+        let current = self.sums(rows, Group::Bucket).await?;
+        let previous = self.sums(Rows { period: &comparison, ..rows }, Group::Bucket).await?;
+        let agents = self.sums(rows, Group::Column("agent_id")).await?;
+        Ok(build_report(period, &current, &previous, agents))
     }
 
     /// `agent` against `against` over the month of `month`, in `scope`; `None` when the agent
-    /// has no calls with a desk (or department) that month to be compared against.
+    /// took no calls with a desk (or department) that month to be compared against.
     pub async fn compare_agents(
         &self,
         tenant: &str,
@@ -633,8 +619,24 @@ impl Store {
         against: &Against,
     ) -> Result<Option<Comparison>, StoreError> {
         let period = Period::Month(month);
-        let cells = self.cells(tenant, scope, &period).await?;
-        Ok(compare(&period, agent, against, &cells))
+        let rows = Rows { tenant, scope, period: &period, only: Some(("agent_id", agent)), with_agent: false };
+        let (kind, column, id) = match against {
+            Against::Agent(other) => ("agent", "agent_id", other.clone()),
+            Against::Desk | Against::Department => {
+                let (kind, column) = if *against == Against::Desk { ("desk", "desk_id") } else { ("department", "department_id") };
+                match busiest(&self.sums(rows, Group::Column(column)).await?) {
+                    Some(id) => (kind, column, id),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let other = Rows { only: Some((column, &id)), with_agent: true, ..rows };
+        let agents = if kind == "agent" { 1 } else { self.sums::<String>(other, Group::Column("agent_id")).await?.len() as u64 };
+        Ok(Some(Comparison {
+            window: period.window(),
+            agent: side("agent", agent, &period, &self.sums(rows, Group::Bucket).await?, 1),
+            against: side(kind, &id, &period, &self.sums(other, Group::Bucket).await?, agents),
+        }))
     }
 
     /// Calls analysed in the tenant's month containing `now` (for the quota check before analysing).
@@ -669,63 +671,72 @@ impl Store {
         rows.iter().map(|row| Ok((row.try_get("month")?, count(row, "analyzed")?))).collect()
     }
 
-    /// The roll-ups of `period` summed per series bucket and placement, in `scope`: hourly rows
-    /// for a day, daily rows for a month or a year.
-    async fn cells(&self, tenant: &str, scope: &Scope, period: &Period) -> Result<Vec<Cell>, StoreError> {
+    /// The roll-up rows `rows` selects, summed per `group`: hourly rows for a day, daily rows for
+    /// a month or a year. One row comes back per bucket or placement, not per stored row.
+    async fn sums<K>(&self, rows: Rows<'_>, group: Group) -> Result<HashMap<K, Totals>, StoreError>
+    where
+        K: Eq + std::hash::Hash + for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+    {
+        let period = rows.period;
         let (rollup, bucket) = match period.grain() {
             Grain::Hour => (HOURLY, "local_day * 100 + local_hour"),
             Grain::Day => (DAILY, "local_day"),
             Grain::Month => (DAILY, "local_day / 100"),
         };
-        let (scope_sql, scope_binds) = scope.sql("", if rollup.hourly { 5 } else { 4 });
-        let hours = if rollup.hourly { " AND local_hour <= $4" } else { "" };
-        let filter = format!("tenant = $1 AND local_day BETWEEN $2 AND $3{hours} AND {scope_sql}");
-        let group = format!("{bucket}, agent_id, desk_id, department_id");
+        let key = match group {
+            Group::Bucket => bucket,
+            Group::Column(column) => column,
+        };
         let (first, last) = period.days();
+        let mut filter = String::from("tenant = $1 AND local_day BETWEEN $2 AND $3");
+        let mut texts: Vec<String> = Vec::new();
+        let mut next = 4;
+        if rollup.hourly {
+            filter.push_str(" AND local_hour <= $4");
+            next += 1;
+        }
+        if let Some((column, value)) = rows.only {
+            filter.push_str(&format!(" AND {column} = ${next}"));
+            texts.push(value.to_string());
+            next += 1;
+        }
+        if rows.with_agent {
+            filter.push_str(" AND agent_id <> ''");
+        }
+        let (scope_sql, scope_binds) = rows.scope.sql("", next);
+        filter.push_str(&format!(" AND {scope_sql}"));
+        texts.extend(scope_binds);
         let query = |sql| {
-            let mut query = sqlx::query(sql).bind(tenant).bind(day_key(first)).bind(day_key(last));
+            let mut query = sqlx::query(sql).bind(rows.tenant).bind(day_key(first)).bind(day_key(last));
             if rollup.hourly {
                 query = query.bind(i64::from(period.last_hour()));
             }
-            scope_binds.iter().fold(query, |query, id| query.bind(id.clone()))
+            texts.iter().fold(query, |query, text| query.bind(text.clone()))
         };
         let sql = format!(
-            "SELECT {bucket} AS bucket, agent_id, desk_id, department_id, CAST(SUM(calls) AS BIGINT) AS calls, \
-             CAST(SUM(analyzed) AS BIGINT) AS analyzed, CAST(SUM(duration_ms) AS BIGINT) AS duration_ms, \
-             CAST(SUM(alerts) AS BIGINT) AS alerts FROM {} WHERE {filter} GROUP BY {group}",
+            "SELECT {key} AS k, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(analyzed) AS BIGINT) AS analyzed, \
+             CAST(SUM(duration_ms) AS BIGINT) AS duration_ms, CAST(SUM(alerts) AS BIGINT) AS alerts \
+             FROM {} WHERE {filter} GROUP BY {key}",
             rollup.calls
         );
-        let mut cells: HashMap<(i64, String, String, String), Totals> = HashMap::new();
-        let key = |row: &AnyRow| -> Result<(i64, String, String, String), StoreError> {
-            Ok((row.try_get("bucket")?, row.try_get("agent_id")?, row.try_get("desk_id")?, row.try_get("department_id")?))
-        };
+        let mut sums: HashMap<K, Totals> = HashMap::new();
         for row in query(&sql).fetch_all(&self.pool).await? {
-            let totals = cells.entry(key(&row)?).or_default();
+            let totals = sums.entry(row.try_get("k")?).or_default();
             totals.calls = count(&row, "calls")?;
             totals.analyzed = count(&row, "analyzed")?;
             totals.duration_ms = count(&row, "duration_ms")?;
             totals.alerts = count(&row, "alerts")?;
         }
         let sql = format!(
-            "SELECT {bucket} AS bucket, agent_id, desk_id, department_id, label, \
-             CAST(SUM(score_sum) AS BIGINT) AS score_sum, CAST(SUM(score_count) AS BIGINT) AS score_count \
-             FROM {} WHERE {filter} GROUP BY {group}, label",
+            "SELECT {key} AS k, label, CAST(SUM(score_sum) AS BIGINT) AS score_sum, \
+             CAST(SUM(score_count) AS BIGINT) AS score_count FROM {} WHERE {filter} GROUP BY {key}, label",
             rollup.scores
         );
         for row in query(&sql).fetch_all(&self.pool).await? {
-            let sums = (count(&row, "score_sum")?, count(&row, "score_count")?);
-            cells.entry(key(&row)?).or_default().scores.insert(row.try_get("label")?, sums);
+            let score = (count(&row, "score_sum")?, count(&row, "score_count")?);
+            sums.entry(row.try_get("k")?).or_default().scores.insert(row.try_get("label")?, score);
         }
-        Ok(cells
-            .into_iter()
-            .map(|((bucket, agent_id, desk_id, department_id), totals)| Cell {
-                bucket,
-                agent_id,
-                desk_id,
-                department_id,
-                totals,
-            })
-            .collect())
+        Ok(sums)
     }
 }
 
@@ -742,11 +753,6 @@ mod tests {
             alerts,
             scores: scores.iter().map(|(l, s, c)| (l.to_string(), (*s, *c))).collect(),
         }
-    }
-
-    fn cell(bucket: i64, placement: [&str; 3], totals: Totals) -> Cell {
-        let [agent, desk, department] = placement.map(String::from);
-        Cell { bucket, agent_id: agent, desk_id: desk, department_id: department, totals }
     }
 
     #[test]
@@ -823,25 +829,30 @@ mod tests {
     #[test]
     fn a_report_sums_tiles_agents_and_series() {
         let period = Period::Day(date(2026, 11, 29));
-        let current = [
-            cell(2026112909, ["a1", "d1", "p1"], totals(2, 60_000, 1, &[("talk", 14, 2)])),
-            cell(2026112910, ["a1", "d1", "p1"], totals(1, 27_000, 0, &[("talk", 5, 1), ("silence", 9, 1)])),
-            cell(2026112910, ["", "", ""], totals(3, 3_000, 2, &[])),
-        ];
-        let previous = [cell(2026112209, ["a1", "d1", "p1"], totals(4, 40_000, 0, &[("talk", 24, 4)]))];
-        let report = build_report(&period, &current, &previous);
+        let current = HashMap::from([
+            (2026112909, totals(2, 60_000, 1, &[("talk", 14, 2)])),
+            (2026112910, totals(4, 30_000, 2, &[("talk", 5, 1), ("silence", 9, 1)])),
+        ]);
+        let previous = HashMap::from([(2026112209, totals(4, 40_000, 0, &[("talk", 24, 4)]))]);
+        let agents = HashMap::from([
+            ("a1".to_string(), totals(3, 87_000, 1, &[("talk", 19, 3), ("silence", 9, 1)])),
+            ("a2".to_string(), totals(1, 1_000, 0, &[])),
+            (String::new(), totals(2, 2_000, 2, &[])),
+        ]);
+        let report = build_report(&period, &current, &previous, agents);
         assert_eq!(report.period, "day");
         assert_eq!(report.compared_with.date, "2026-11-22");
         let tiles = &report.tiles;
         assert_eq!(tiles.calls, Tile { value: 6, previous: 4, change_pct: Some(50.0) });
         assert_eq!(tiles.average_duration_ms, Tile { value: Some(15_000.0), previous: Some(10_000.0), change_pct: Some(50.0) });
         assert_eq!(tiles.alerts.change_pct, None);
-        assert_eq!(tiles.scores["talk"], Tile { value: Some(19.0 / 3.0), previous: Some(6.0), change_pct: Some((19.0 / 3.0 - 6.0) / 6.0 * 100.0) });
+        let talk = Tile { value: Some(19.0 / 3.0), previous: Some(6.0), change_pct: Some((19.0 / 3.0 - 6.0) / 6.0 * 100.0) };
+        assert_eq!(tiles.scores["talk"], talk);
         assert_eq!(tiles.scores["silence"], Tile { value: Some(9.0), previous: None, change_pct: None });
-        let ids: Vec<_> = report.agents.iter().map(|a| a.agent_id.clone()).collect();
         // Most calls first; a tie by id, calls without an agent (null) first.
-        assert_eq!(ids, [None, Some("a1".to_string())]);
-        assert_eq!(report.agents[1].metrics.average_duration_ms, Some(29_000.0));
+        let ids: Vec<_> = report.agents.iter().map(|a| a.agent_id.as_deref()).collect();
+        assert_eq!(ids, [Some("a1"), None, Some("a2")]);
+        assert_eq!(report.agents[0].metrics.average_duration_ms, Some(29_000.0));
         assert_eq!(report.series.len(), 24);
         assert_eq!(report.series[10].start, "2026-11-29T10:00");
         assert_eq!(report.series[10].metrics.calls, 4);
@@ -849,28 +860,27 @@ mod tests {
     }
 
     #[test]
-    fn an_agent_is_compared_with_the_average_agent_of_their_desk() {
+    fn a_side_is_the_average_agent_of_its_calls() {
         let period = Period::Month(date(2026, 11, 1));
-        let cells = [
-            cell(20261101, ["a1", "d1", "p1"], totals(4, 40_000, 2, &[("talk", 32, 4)])),
-            cell(20261102, ["a1", "d2", "p1"], totals(1, 10_000, 0, &[])),
-            cell(20261101, ["a2", "d1", "p1"], totals(2, 60_000, 0, &[("talk", 4, 2)])),
-            cell(20261101, ["", "d1", "p1"], totals(9, 9_000, 9, &[])),
-            cell(20261103, ["a3", "d3", "p1"], totals(3, 3_000, 3, &[])),
-        ];
-        let desk = compare(&period, "a1", &Against::Desk, &cells).unwrap();
-        assert_eq!((desk.agent.metrics.calls, desk.agent.agents), (5.0, 1));
-        assert_eq!((desk.against.kind, desk.against.id.as_str(), desk.against.agents), ("desk", "d1", 2));
-        assert_eq!(desk.against.metrics.calls, 3.0);
-        assert_eq!(desk.against.metrics.average_duration_ms, Some(100_000.0 / 6.0));
-        assert_eq!(desk.against.metrics.scores["talk"], 6.0);
-        assert_eq!(desk.against.series.len(), 30);
-        assert_eq!(desk.against.series[0].metrics.alerts, 1.0);
-        let department = compare(&period, "a1", &Against::Department, &cells).unwrap();
-        assert_eq!((department.against.agents, department.against.metrics.calls), (3, 10.0 / 3.0));
-        let other = compare(&period, "a1", &Against::Agent("a9".into()), &cells).unwrap();
-        assert_eq!((other.against.metrics.calls, other.against.metrics.average_duration_ms), (0.0, None));
-        assert_eq!(compare(&period, "a9", &Against::Desk, &cells), None);
+        let days = HashMap::from([
+            (20261101, totals(6, 100_000, 2, &[("talk", 36, 6)])),
+            (20261103, totals(2, 20_000, 0, &[])),
+        ]);
+        let desk = side("desk", "d1", &period, &days, 2);
+        assert_eq!((desk.kind, desk.id.as_str(), desk.agents), ("desk", "d1", 2));
+        assert_eq!((desk.metrics.calls, desk.metrics.alerts), (4.0, 1.0));
+        assert_eq!(desk.metrics.average_duration_ms, Some(15_000.0));
+        assert_eq!(desk.metrics.scores["talk"], 6.0);
+        assert_eq!(desk.series.len(), 30);
+        assert_eq!((desk.series[0].metrics.calls, desk.series[1].metrics.calls), (3.0, 0.0));
+        assert_eq!(desk.series[1].metrics.average_duration_ms, None);
+        let desks = HashMap::from([
+            ("d2".to_string(), totals(3, 0, 0, &[])),
+            ("d1".to_string(), totals(3, 0, 0, &[])),
+            (String::new(), totals(9, 0, 0, &[])),
+        ]);
+        assert_eq!(busiest(&desks).as_deref(), Some("d1"));
+        assert_eq!(busiest(&HashMap::from([(String::new(), totals(1, 0, 0, &[]))])), None);
     }
 
     #[test]
