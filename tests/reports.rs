@@ -225,7 +225,7 @@ fn check_report(answer: &Value, current: &[&Call], previous: &[&Call], buckets: 
     }
 }
 
-fn select<'a>(calls: &'a [Call], keep: impl Fn(&Call) -> bool) -> Vec<&'a Call> {
+fn select(calls: &[Call], keep: impl Fn(&Call) -> bool) -> Vec<&Call> {
     calls.iter().filter(|c| keep(c)).collect()
 }
 
@@ -235,7 +235,9 @@ fn days(first: Date, last: Date) -> Vec<Date> {
 
 /// The hourly buckets of `date` up to `last` of the calls `keep` selects.
 fn hours<'a>(calls: &'a [Call], date: Date, last: i8, keep: &dyn Fn(&Call) -> bool) -> Vec<(String, Vec<&'a Call>)> {
-    (0..=last).map(|h| (format!("{date}T{h:02}:00"), select(calls, |c| keep(c) && c.date == date && c.hour == h))).collect()
+    (0..=last)
+        .map(|h| (format!("{date}T{h:02}:00"), select(calls, |c| keep(c) && c.date == date && c.hour == h)))
+        .collect()
 }
 
 fn in_month(call: &Call, month: Date) -> bool {
@@ -292,7 +294,8 @@ async fn reports_match_the_calls(url: &str, zone_name: &str, quota: u64) {
 
     // Months: this one (against the last) and the last (against one without calls).
     for month in [this_month, last_month] {
-        let answer = get_ok(&server, &format!("/v1/reports?period=month&date={}", month.strftime("%Y-%m")), ADMIN).await;
+        let answer =
+            get_ok(&server, &format!("/v1/reports?period=month&date={}", month.strftime("%Y-%m")), ADMIN).await;
         assert_eq!((answer["period"].as_str(), answer["timezone"].as_str()), (Some("month"), Some(zone_name)));
         assert!(answer.get("live").is_none());
         check_month(&answer, &calls, month, &default);
@@ -334,32 +337,46 @@ async fn reports_match_the_calls(url: &str, zone_name: &str, quota: u64) {
 
     // Another tenant sees only its own calls.
     let eve = server.tenant_token("Eve", Some("other")).await;
-    let answer = get_ok(&server, &format!("/v1/reports?period=month&date={}", this_month.strftime("%Y-%m")), &eve).await;
+    let answer =
+        get_ok(&server, &format!("/v1/reports?period=month&date={}", this_month.strftime("%Y-%m")), &eve).await;
     check_month(&answer, &calls, this_month, &|c: &Call| c.facts.tenant == "other");
 
     // Agents: against another agent, their desk's and their department's average agent.
     let month = this_month.strftime("%Y-%m").to_string();
-    let agent = |c: &Call, id: &str| default(c) && in_month(c, this_month) && c.facts.placement.agent_id.as_deref() == Some(id);
+    let agent =
+        |c: &Call, id: &str| default(c) && in_month(c, this_month) && c.facts.placement.agent_id.as_deref() == Some(id);
     let check_side = |side: &Value, kind: &str, id: &str, members: &dyn Fn(&Call) -> bool| {
         let chosen = select(&calls, |c| members(c));
         let agents: BTreeSet<&str> = chosen.iter().filter_map(|c| c.facts.placement.agent_id.as_deref()).collect();
         let n = if kind == "agent" { 1 } else { agents.len() };
-        assert_eq!((side["kind"].as_str(), side["id"].as_str(), side["agents"].as_u64()), (Some(kind), Some(id), Some(n as u64)));
+        assert_eq!(
+            (side["kind"].as_str(), side["id"].as_str(), side["agents"].as_u64()),
+            (Some(kind), Some(id), Some(n as u64))
+        );
         check_metrics(side, &Sum::of(chosen.iter().copied()), n as f64, kind);
         let series = side["series"].as_array().unwrap();
         let month_days = days(this_month, this_month.last_of_month());
         assert_eq!(series.len(), month_days.len());
         for (bucket, day) in series.iter().zip(month_days) {
             assert_eq!(bucket["start"], day.to_string());
-            check_metrics(bucket, &Sum::of(chosen.iter().copied().filter(|c| c.date == day)), n as f64, &day.to_string());
+            check_metrics(
+                bucket,
+                &Sum::of(chosen.iter().copied().filter(|c| c.date == day)),
+                n as f64,
+                &day.to_string(),
+            );
         }
     };
-    let answer = get_ok(&server, &format!("/v1/reports/agents?month={month}&agent=agent-4&against=agent-9"), ADMIN).await;
+    let answer =
+        get_ok(&server, &format!("/v1/reports/agents?month={month}&agent=agent-4&against=agent-9"), ADMIN).await;
     check_side(&answer["agent"], "agent", "agent-4", &|c| agent(c, "agent-4"));
     check_side(&answer["against"], "agent", "agent-9", &|c| agent(c, "agent-9"));
     // agent-4 sits at desk-1 of dept-0 (with agents 3–5; the department has agents 0–5).
     let desk = |c: &Call, column: fn(&Placement) -> Option<&String>, id: &str| {
-        default(c) && in_month(c, this_month) && c.facts.placement.agent_id.is_some() && column(&c.facts.placement).is_some_and(|d| d == id)
+        default(c)
+            && in_month(c, this_month)
+            && c.facts.placement.agent_id.is_some()
+            && column(&c.facts.placement).is_some_and(|d| d == id)
     };
     let answer = get_ok(&server, &format!("/v1/reports/agents?month={month}&agent=agent-4&against=desk"), ADMIN).await;
     check_side(&answer["agent"], "agent", "agent-4", &|c| agent(c, "agent-4"));
@@ -383,7 +400,10 @@ async fn reports_match_the_calls(url: &str, zone_name: &str, quota: u64) {
     let history = usage["history"].as_array().unwrap();
     assert_eq!(history.len(), 12);
     assert_eq!(history[11], serde_json::json!({"month": month, "analyzed": analyzed(this_month)}));
-    assert_eq!(history[10], serde_json::json!({"month": last_month.strftime("%Y-%m").to_string(), "analyzed": analyzed(last_month)}));
+    assert_eq!(
+        history[10],
+        serde_json::json!({"month": last_month.strftime("%Y-%m").to_string(), "analyzed": analyzed(last_month)})
+    );
     assert!(history[..10].iter().all(|m| m["analyzed"] == 0));
     let now = hark::clock::from_unix_ms(Timestamp::now().as_millisecond());
     assert_eq!(store.analyzed_in_month("default", now, &zone).await.unwrap(), analyzed(this_month));
@@ -391,7 +411,8 @@ async fn reports_match_the_calls(url: &str, zone_name: &str, quota: u64) {
     // Scopes, through the store's query: a desk and an agent of another desk; nothing; all.
     let scope = Scope::Only { departments: vec![], desks: vec!["desk-2".into()], agents: vec!["agent-16".into()] };
     let scoped = |scope: Scope| move |c: &Call| default(c) && scope.allows(&c.facts.placement);
-    for scope in [scope, Scope::Only { departments: vec!["dept-2".into()], desks: vec![], agents: vec![] }, Scope::All] {
+    for scope in [scope, Scope::Only { departments: vec!["dept-2".into()], desks: vec![], agents: vec![] }, Scope::All]
+    {
         let report = store.report("default", &scope, &Period::Month(this_month)).await.unwrap();
         check_month(&serde_json::to_value(&report).unwrap(), &calls, this_month, &scoped(scope));
     }

@@ -41,11 +41,7 @@ pub struct CallFacts {
 /// session, in the transaction that stores the session's analysis: the upserts add, so a second
 /// call counts the session twice. A score outside 1..=10 is an error (nothing is added); a
 /// negative duration (a clock stepped back) counts as 0.
-pub async fn record_call(
-    tx: &mut Transaction<'_, Any>,
-    facts: &CallFacts,
-    zone: &TimeZone,
-) -> Result<(), StoreError> {
+pub async fn record_call(tx: &mut Transaction<'_, Any>, facts: &CallFacts, zone: &TimeZone) -> Result<(), StoreError> {
     let scores = score_sums(&facts.scores)
         .map_err(|reason| StoreError::Value(format!("session {}: {reason}", facts.session_id)))?;
     let local = local_time(facts.started_at, zone);
@@ -177,7 +173,10 @@ pub fn quota_left(quota: u64, analyzed: u64) -> Option<u64> {
 pub enum Period {
     /// `date` from midnight through the whole hour `hour` (today so far: the hour now included,
     /// since the roll-ups count whole hours).
-    Realtime { date: Date, hour: i8 },
+    Realtime {
+        date: Date,
+        hour: i8,
+    },
     Day(Date),
     /// The month of this date.
     Month(Date),
@@ -502,10 +501,15 @@ fn tiles(now: &Totals, before: &Totals) -> Tiles {
 }
 
 /// The zero-filled series of `period` from sums per bucket.
-fn series<N>(period: &Period, buckets: &HashMap<i64, Totals>, metrics: impl Fn(&Totals) -> Metrics<N>) -> Vec<Bucket<N>> {
+fn series<N>(
+    period: &Period,
+    buckets: &HashMap<i64, Totals>,
+    metrics: impl Fn(&Totals) -> Metrics<N>,
+) -> Vec<Bucket<N>> {
     let empty = Totals::default();
     let grain = period.grain();
-    let bucket = |key| Bucket { start: bucket_label(grain, key), metrics: metrics(buckets.get(&key).unwrap_or(&empty)) };
+    let bucket =
+        |key| Bucket { start: bucket_label(grain, key), metrics: metrics(buckets.get(&key).unwrap_or(&empty)) };
     period.buckets().into_iter().map(bucket).collect()
 }
 
@@ -623,7 +627,8 @@ impl Store {
         let (kind, column, id) = match against {
             Against::Agent(other) => ("agent", "agent_id", other.clone()),
             Against::Desk | Against::Department => {
-                let (kind, column) = if *against == Against::Desk { ("desk", "desk_id") } else { ("department", "department_id") };
+                let (kind, column) =
+                    if *against == Against::Desk { ("desk", "desk_id") } else { ("department", "department_id") };
                 match busiest(&self.sums(rows, Group::Column(column)).await?) {
                     Some(id) => (kind, column, id),
                     None => return Ok(None),
@@ -631,7 +636,8 @@ impl Store {
             }
         };
         let other = Rows { only: Some((column, &id)), with_agent: true, ..rows };
-        let agents = if kind == "agent" { 1 } else { self.sums::<String>(other, Group::Column("agent_id")).await?.len() as u64 };
+        let agents =
+            if kind == "agent" { 1 } else { self.sums::<String>(other, Group::Column("agent_id")).await?.len() as u64 };
         Ok(Some(Comparison {
             window: period.window(),
             agent: side("agent", agent, &period, &self.sums(rows, Group::Bucket).await?, 1),
@@ -844,9 +850,13 @@ mod tests {
         assert_eq!(report.compared_with.date, "2026-11-22");
         let tiles = &report.tiles;
         assert_eq!(tiles.calls, Tile { value: 6, previous: 4, change_pct: Some(50.0) });
-        assert_eq!(tiles.average_duration_ms, Tile { value: Some(15_000.0), previous: Some(10_000.0), change_pct: Some(50.0) });
+        assert_eq!(
+            tiles.average_duration_ms,
+            Tile { value: Some(15_000.0), previous: Some(10_000.0), change_pct: Some(50.0) }
+        );
         assert_eq!(tiles.alerts.change_pct, None);
-        let talk = Tile { value: Some(19.0 / 3.0), previous: Some(6.0), change_pct: Some((19.0 / 3.0 - 6.0) / 6.0 * 100.0) };
+        let talk =
+            Tile { value: Some(19.0 / 3.0), previous: Some(6.0), change_pct: Some((19.0 / 3.0 - 6.0) / 6.0 * 100.0) };
         assert_eq!(tiles.scores["talk"], talk);
         assert_eq!(tiles.scores["silence"], Tile { value: Some(9.0), previous: None, change_pct: None });
         // Most calls first; a tie by id, calls without an agent (null) first.
@@ -887,7 +897,10 @@ mod tests {
     fn usage_counts_twelve_months_against_the_quota() {
         let analyzed = BTreeMap::from([(202611, 70), (202512, 5), (202511, 99)]);
         let usage = usage(date(2026, 11, 29), 100, &analyzed);
-        assert_eq!((usage.month.as_str(), usage.analyzed, usage.quota, usage.remaining), ("2026-11", 70, Some(100), Some(30)));
+        assert_eq!(
+            (usage.month.as_str(), usage.analyzed, usage.quota, usage.remaining),
+            ("2026-11", 70, Some(100), Some(30))
+        );
         assert_eq!(usage.history.len(), 12);
         assert_eq!(usage.history[0], MonthUsage { month: "2025-12".into(), analyzed: 5 });
         assert_eq!(usage.history[1].analyzed, 0);
