@@ -434,8 +434,9 @@ async fn reports_match_the_calls_on_postgres() {
     reports_match_the_calls(&db.url, "America/New_York", 1000).await;
 }
 
+/// Bad parameters are named; an empty database answers zeros; the routes are described.
 #[tokio::test]
-async fn bad_parameters_are_named() {
+async fn bad_parameters_an_empty_database_and_the_description() {
     let server = Server::start(&[]).await;
     for (path, name) in [
         ("/v1/reports", "period"),
@@ -463,4 +464,8 @@ async fn bad_parameters_are_named() {
     assert_eq!(answer["series"].as_array().unwrap().len(), 28);
     let usage = get_ok(&server, "/v1/usage", ADMIN).await;
     assert_eq!((&usage["analyzed"], &usage["quota"], &usage["remaining"]), (&0.into(), &Value::Null, &Value::Null));
+    let openapi = get_ok(&server, "/v1/openapi.json", ADMIN).await;
+    for path in ["/v1/reports", "/v1/reports/agents", "/v1/usage"] {
+        assert!(openapi["paths"][path]["get"].is_object(), "{path}");
+    }
 }

@@ -684,14 +684,16 @@ impl Store {
         K: Eq + std::hash::Hash + for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
     {
         let period = rows.period;
-        let (rollup, bucket) = match period.grain() {
-            Grain::Hour => (HOURLY, "local_day * 100 + local_hour"),
-            Grain::Day => (DAILY, "local_day"),
-            Grain::Month => (DAILY, "local_day / 100"),
+        // The bucket as selected and as grouped: by the columns themselves where that follows
+        // the order of the reading index.
+        let (rollup, bucket, by_bucket) = match period.grain() {
+            Grain::Hour => (HOURLY, "local_day * 100 + local_hour", "local_day, local_hour"),
+            Grain::Day => (DAILY, "local_day", "local_day"),
+            Grain::Month => (DAILY, "local_day / 100", "local_day / 100"),
         };
-        let key = match group {
-            Group::Bucket => bucket,
-            Group::Column(column) => column,
+        let (key, group_by) = match group {
+            Group::Bucket => (bucket, by_bucket),
+            Group::Column(column) => (column, column),
         };
         let (first, last) = period.days();
         let mut filter = String::from("tenant = $1 AND local_day BETWEEN $2 AND $3");
@@ -722,7 +724,7 @@ impl Store {
         let sql = format!(
             "SELECT {key} AS k, CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(analyzed) AS BIGINT) AS analyzed, \
              CAST(SUM(duration_ms) AS BIGINT) AS duration_ms, CAST(SUM(alerts) AS BIGINT) AS alerts \
-             FROM {} WHERE {filter} GROUP BY {key}",
+             FROM {} WHERE {filter} GROUP BY {group_by}",
             rollup.calls
         );
         let mut sums: HashMap<K, Totals> = HashMap::new();
@@ -735,7 +737,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT {key} AS k, label, CAST(SUM(score_sum) AS BIGINT) AS score_sum, \
-             CAST(SUM(score_count) AS BIGINT) AS score_count FROM {} WHERE {filter} GROUP BY {key}, label",
+             CAST(SUM(score_count) AS BIGINT) AS score_count FROM {} WHERE {filter} GROUP BY {group_by}, label",
             rollup.scores
         );
         for row in query(&sql).fetch_all(&self.pool).await? {
