@@ -6,7 +6,7 @@
 
 -- Each table has a second index holding every column a report reads, so a report is answered
 -- from that index alone, in key order (the rows themselves lie in the order sessions finished:
--- on SQLite, looking each one up made a day report over a million calls 7x slower). The score
+-- on SQLite, looking each one up made reports over a million calls 4-8x slower). The score
 -- indexes put the label after the day, so sums per day and label come out in index order.
 
 -- Hourly rows: the day and realtime reports.
