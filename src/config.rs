@@ -26,6 +26,8 @@ pub struct Config {
     pub audiosocket: AudioSocketConfig,
     pub recordings: RecordingsConfig,
     pub uploads: UploadsConfig,
+    pub reports: ReportsConfig,
+    pub usage: UsageConfig,
     pub speech: crate::speech::SpeechConfig,
     pub rules: RulesSettings,
     pub privacy: crate::privacy::PrivacySettings,
@@ -109,6 +111,29 @@ pub struct UploadsConfig {
     pub concurrent: usize,
     /// Most files accepted and not yet finished, all requests together; more gets 503.
     pub max_queued: usize,
+}
+
+/// Reports count days and hours in one time zone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// The IANA time zone (`Europe/Berlin`) whose local days and hours the roll-ups use.
+    #[serde(deserialize_with = "time_zone")]
+    pub timezone: jiff::tz::TimeZone,
+}
+
+fn time_zone<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<jiff::tz::TimeZone, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    jiff::tz::TimeZone::get(&name).map_err(|_| {
+        serde::de::Error::custom(format!("unknown time zone {name:?} (use an IANA name such as Europe/Berlin)"))
+    })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageConfig {
+    /// Calls analysed per tenant and calendar month (in `reports.timezone`); 0: unlimited.
+    pub monthly_quota: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -335,6 +360,16 @@ mod tests {
         assert!(c.database_url().starts_with("sqlite://./data/hark.db"));
         assert_eq!(c.sites[0].key, "demo");
         assert_eq!(c.recordings.retention_days, 90);
+        assert_eq!(c.reports.timezone.iana_name(), Some("UTC"));
+        assert_eq!(c.usage.monthly_quota, 0);
+    }
+
+    #[test]
+    fn the_reports_time_zone_is_checked_at_load() {
+        let c = load(&[("HARK_REPORTS_TIMEZONE", "Europe/Berlin")]).unwrap();
+        assert_eq!(c.reports.timezone.iana_name(), Some("Europe/Berlin"));
+        let err = load(&[("HARK_REPORTS_TIMEZONE", "Mars/Olympus")]).unwrap_err().to_string();
+        assert!(err.contains("Mars/Olympus"), "{err}");
     }
 
     #[test]

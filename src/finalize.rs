@@ -1,7 +1,8 @@
 //! Finalize: what happens once to every session after its end is committed. One task takes the
 //! ended sessions in turn, reads each back from the store, names its placement, analyses it with
-//! its tenant's settings, and stores in one transaction what the day after needs: duration,
-//! analysis (scores, checklist, tags, category, outcome), searchable text and the webhooks. A session whose
+//! its tenant's settings (while the plan's monthly quota lasts), and stores in one transaction
+//! what the day after needs: duration, analysis (scores, checklist, tags, category, outcome),
+//! the report roll-ups, searchable text and the webhooks. A session whose
 //! finalize did not commit (a crash, a stop) is picked up again at the next start, so no
 //! finished call is ever missed; committing twice is impossible (`finalized_at` is checked).
 
@@ -11,7 +12,7 @@ use crate::analysis::{analyze, Conversation};
 use crate::clock::Clock;
 use crate::org::Directory;
 use crate::session::SessionId;
-use crate::store::{Finalized, SessionRecord, Store, StoreError};
+use crate::store::{quota_left, CallFacts, Finalized, SessionRecord, Store, StoreError};
 
 /// Hands ended sessions to the finalize task.
 #[derive(Clone)]
@@ -28,6 +29,10 @@ pub struct FinalizeContext {
     pub webhooks: crate::webhooks::Webhooks,
     /// Each tenant's analysis settings.
     pub analysis: crate::analysis::Settings,
+    /// The zone reports count days and months in.
+    pub zone: jiff::tz::TimeZone,
+    /// Calls analysed per tenant and month (0: unlimited); the plan's quota.
+    pub monthly_quota: u64,
 }
 
 /// Sessions left unfinalized by an earlier run, read per batch at start.
@@ -98,16 +103,36 @@ async fn finalize(ctx: &FinalizeContext, id: SessionId) -> Result<(), StoreError
         entries: &record.messages,
         end_reason: record.card.end_reason,
     };
-    match analyze(&ctx.analysis.for_tenant(&record.card.tenant), &conversation) {
-        Ok(analysis) => record.analysis = Some(analysis),
-        Err(skipped) => record.analysis_skipped = Some(skipped.reason),
+    let now = ctx.clock.now().wall;
+    let tenant = record.card.tenant.clone();
+    let analysed = ctx.store.analyzed_in_month(&tenant, now, &ctx.zone).await?;
+    if quota_left(ctx.monthly_quota, analysed) == Some(0) {
+        let quota = ctx.monthly_quota;
+        record.analysis_skipped = Some(format!("the plan's {quota} analysed calls this month are used up"));
+    } else {
+        match analyze(&ctx.analysis.for_tenant(&tenant), &conversation) {
+            Ok(analysis) => record.analysis = Some(analysis),
+            Err(skipped) => record.analysis_skipped = Some(skipped.reason),
+        }
     }
+    let facts = CallFacts {
+        tenant: tenant.clone(),
+        session_id: id,
+        channel: record.card.channel,
+        started_at: record.card.started_at,
+        duration_ms,
+        placement: record.card.placement.clone(),
+        scores: record.analysis.iter().flat_map(|a| &a.scores).map(|s| (s.label.clone(), s.score)).collect(),
+        alerts: ctx.store.alert_count(id).await?,
+        analyzed: record.analysis.is_some(),
+    };
     let finalized = Finalized {
+        facts,
         duration_ms,
         search_text: search_text(&record),
         webhook: crate::webhooks::payload::finished_call(&record),
     };
-    ctx.store.finalize(&record, &finalized, ctx.clock.now().wall).await?;
+    ctx.store.finalize(&record, &finalized, now, &ctx.zone).await?;
     ctx.webhooks.wake();
     metrics::counter!(crate::metrics::SESSIONS_FINALIZED, "channel" => record.card.channel.as_str()).increment(1);
     Ok(())

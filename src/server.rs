@@ -134,6 +134,8 @@ impl App {
             clock: clock.clone(),
             webhooks: webhooks.clone(),
             analysis: analysis.clone(),
+            zone: config.reports.timezone.clone(),
+            monthly_quota: config.usage.monthly_quota,
         });
         let sessions = actor::Context {
             directory,

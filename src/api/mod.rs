@@ -11,6 +11,7 @@ pub mod notes;
 pub mod org;
 pub mod pages;
 pub mod recordings;
+pub mod reports;
 pub mod rules;
 pub mod uploads;
 pub mod webhooks;
@@ -56,6 +57,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(webhooks::router())
         .merge(pages::router())
         .merge(recordings::router())
+        .merge(reports::router())
         .merge(uploads::router(&app.config.uploads))
         .merge(crate::ingest::stream::router())
         .fallback(|| async { Problem::not_found("no such route") })
@@ -69,7 +71,8 @@ pub fn router(app: Arc<App>) -> Router {
         notes::list_notes, notes::add_note, notes::update_note, notes::delete_note,
         org::list_departments, org::add_department, org::list_desks, org::add_desk, org::list_agents, org::add_agent,
         org::deactivate_agent, org::list_users, org::add_user, org::update_user, org::add_user_token,
-        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, analysis::get_settings, analysis::put_settings, recordings::get_recording, uploads::create_upload,
+        rules::get_rules, rules::put_rules, rules::get_rule, rules::add_rule, rules::put_rule, rules::delete_rule, analysis::get_settings, analysis::put_settings, recordings::get_recording,
+        reports::report, reports::compare_agents, reports::usage, uploads::create_upload,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::list_deliveries,
         create_token, healthz, readyz),
     components(schemas(Card, SessionRecord, crate::store::SessionSummary, crate::store::ScoreValue, crate::store::AlertRecord, crate::rules::RulesConfig, crate::analysis::AnalysisConfig,
@@ -80,7 +83,8 @@ pub fn router(app: Arc<App>) -> Router {
         org::UserChange, org::ApiKey, TokenRequest, TokenCreated,
         uploads::UploadForm, uploads::UploadAccepted, uploads::UploadedFile, uploads::FileStatus,
         webhooks::NewWebhook, webhooks::WebhookCreated, crate::store::WebhookEndpoint, crate::store::WebhookDelivery,
-        crate::store::WebhookAttempt, crate::store::DeliveryState, crate::webhooks::payload::FinishedCall)),
+        crate::store::WebhookAttempt, crate::store::DeliveryState, crate::webhooks::payload::FinishedCall,
+        reports::ReportAnswer, crate::store::Comparison, crate::store::Usage)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

@@ -1,6 +1,6 @@
 //! What finalize stores of an ended session, in one transaction: its duration, its analysis (with
-//! one row per score and checklist item, for the history's filters), its searchable text, its
-//! webhooks, and the mark that it is done (`finalized_at`), so it is finalized exactly once.
+//! one row per score and checklist item, for the history's filters), its report roll-ups, its
+//! searchable text, its webhooks, and the mark that it is done (`finalized_at`), so it is finalized exactly once.
 
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -13,6 +13,8 @@ use super::{search, SessionRecord, Store, StoreError};
 /// What finalize computed for one session.
 #[derive(Debug, Clone)]
 pub struct Finalized {
+    /// What the session adds to the reports.
+    pub facts: super::CallFacts,
     pub duration_ms: i64,
     /// Every message and transcript line, for full-text search.
     pub search_text: String,
@@ -21,6 +23,15 @@ pub struct Finalized {
 }
 
 impl Store {
+    /// How many alerts were raised on a session.
+    pub async fn alert_count(&self, session: SessionId) -> Result<u32, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM alerts WHERE session_id = $1")
+            .bind(session.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? as u32)
+    }
+
     /// Ended sessions not finalized yet, oldest first.
     pub async fn unfinalized(&self, limit: i64) -> Result<Vec<SessionId>, StoreError> {
         let rows = sqlx::query(
@@ -55,6 +66,7 @@ impl Store {
         record: &SessionRecord,
         finalized: &Finalized,
         now: OffsetDateTime,
+        zone: &jiff::tz::TimeZone,
     ) -> Result<(), StoreError> {
         let id = record.card.session_id.to_string();
         let mut tx = self.pool.begin().await?;
@@ -100,6 +112,7 @@ impl Store {
                 .await?;
         }
         let tenant = &record.card.tenant;
+        super::record_call(&mut tx, &finalized.facts, zone).await?;
         search::index(&mut tx, tenant, &id, &finalized.search_text).await?;
         super::webhooks::enqueue(&mut tx, tenant, record.card.session_id, &finalized.webhook, unix_ms(now)).await?;
         tx.commit().await?;

@@ -18,6 +18,7 @@ mod finalize;
 mod history;
 mod notes;
 mod org;
+mod reports;
 mod rules;
 mod search;
 mod webhooks;
@@ -26,6 +27,10 @@ pub use finalize::Finalized;
 pub use history::{Cursor, HistoryFilter, ScoreValue, SessionSummary, Sort};
 pub use notes::Note;
 pub use org::{Agent, Department, Desk, OrgRows, User};
+pub use reports::{
+    local_time, quota_left, record_call, Against, AgentRow, Bucket, CallFacts, Comparison, Metrics, MonthUsage, Period,
+    Report, Side, Tile, Tiles, Usage, Window,
+};
 pub use rules::{AlertFilter, AlertRecord};
 pub use webhooks::{
     enqueue, AttemptResult, ClaimedDelivery, DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
