@@ -1648,7 +1648,7 @@
   /** An accessible inline SVG chart: bars (kind 'bar', first series) or lines; a series with
    * axis 'right' is drawn as a line against its own 0…max scale on the right. */
   function svgChart({ kind, title, labels, fullLabels, series }) {
-    const W = 720, H = 260, L = 48, R = 44, T = 34, B = 30;
+    const W = 960, H = 280, L = 48, R = 44, T = 34, B = 30;
     const pw = W - L - R, ph = H - T - B, n = Math.max(labels.length, 1), band = pw / n;
     const left = series.filter((s) => s.axis !== 'right');
     const scale = niceScale(Math.max(0, ...left.flatMap((s) => s.values.filter((v) => v != null))));

@@ -186,6 +186,33 @@ test('console reports: tiles, agents table, charts, comparison and PDF export in
     }
   });
 
+  await t.step('change arrows and colours: up is good for calls, bad for alerts (a doctored previous period)', async () => {
+    // The previous period of a fresh hark is empty (change_pct null), so the arrows are checked
+    // on the real answer with only its `previous` figures changed by the test, in flight.
+    const route = '**/v1/reports?period=day*';
+    await sup.route(route, async (r) => {
+      const res = await r.fetch();
+      const d = await res.json();
+      d.tiles.calls = { ...d.tiles.calls, previous: TOTAL * 2, change_pct: -50 };
+      d.tiles.alerts = { ...d.tiles.alerts, value: 3, previous: 1, change_pct: 200 };
+      d.tiles.analyzed = { ...d.tiles.analyzed, previous: 2, change_pct: (TOTAL - 2) / 2 * 100 };
+      await r.fulfill({ response: res, json: d });
+    });
+    await sup.getByTestId('r-refresh').click();
+    const change = (key) => sup.getByTestId('tile-' + key).locator('[data-field="change"]');
+    await until('the doctored answer is shown', async () => (await change('calls').getAttribute('data-arrow')) === '▼');
+    assert.equal(await change('calls').getAttribute('data-tone'), 'bad');
+    assert.equal((await change('calls').textContent()).trim(), '▼ 50.0 %');
+    assert.equal(await change('alerts').getAttribute('data-arrow'), '▲');
+    assert.equal(await change('alerts').getAttribute('data-tone'), 'bad', 'more alerts is bad');
+    assert.equal(await change('analyzed').getAttribute('data-tone'), 'good');
+    assert.equal(await sup.evaluate(() => getComputedStyle(document.querySelector('[data-testid="tile-calls"] .change')).color), 'rgb(220, 38, 38)');
+    await t.screenshot(sup, 'arrows');
+    await sup.unroute(route);
+    await sup.getByTestId('r-refresh').click();
+    await until('the real answer again', async () => (await change('calls').getAttribute('data-arrow')) === '–');
+  });
+
   await t.step('agents table: both names with their call counts, as REST says and as the test made them', async () => {
     const rows = sup.getByTestId('report-agents-rows').locator('tr[data-agent-id]');
     await until('one row per REST agents row', async () => (await rows.count()) === restDay.agents.length);
