@@ -2,7 +2,9 @@
 # Runs the real-browser end-to-end tests in Debian's Chromium, through playwright-core:
 # tests/browser/chat.spec.mjs (the chat widget and the console's live board) and
 # tests/browser/console.spec.mjs (the console's alerts, SLA clocks, history and call pages, an
-# uploaded call and a call streamed by sipp; it needs the speech models that `make test` fetches).
+# uploaded call and a call streamed by sipp; it needs the speech models that `make test` fetches)
+# and tests/browser/reports.spec.mjs (the console's Reports tab: tiles, agents table, SVG charts,
+# agent comparison and the print-to-PDF layout, over chats it makes; speech off).
 # Called by `make test` after `cargo test`; safe to run again, and quick when everything is there.
 #
 # Installs what is missing on a fresh Debian machine: chromium (Debian's package; no browser is
@@ -66,7 +68,7 @@ if [ ! -x "$HARK_BIN" ]; then
 fi
 
 specs=("$@")
-[ ${#specs[@]} -gt 0 ] || specs=(chat console)
+[ ${#specs[@]} -gt 0 ] || specs=(chat console reports)
 for spec in "${specs[@]}"; do
   echo "browser tests: $spec.spec.mjs"
   node "$DIR/$spec.spec.mjs"

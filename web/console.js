@@ -19,6 +19,56 @@
     tabLive: 'Live',
     tabAlerts: 'Alerts',
     tabHistory: 'History',
+    tabReports: 'Reports',
+    reportsTitle: 'Reports',
+    exportPdf: 'Export to PDF',
+    rPeriod: 'Period',
+    rDate: 'Date',
+    rSecond: 'Second line',
+    periodRealtime: 'Today so far (live)',
+    periodDay: 'Day',
+    periodMonth: 'Month',
+    periodYear: 'Year',
+    reportHeading: '{period} {date} — compared with {previous}',
+    reportHeadingRealtime: 'Today so far ({date}, refreshed every 30 s) — compared with {previous}',
+    reportLive: 'Live now: {n} sessions in progress',
+    reportsForbidden: 'Reports need the reports permission — ask an administrator to grant it to your user.',
+    reportsFailed: 'Could not load the report: {message}',
+    usageLine: 'Analysed this month ({month}): {analyzed} of {quota} — {remaining} remaining',
+    usageUnlimited: 'Analysed this month ({month}): {analyzed} (no quota)',
+    tileCalls: 'Calls',
+    tileAnalyzed: 'Analysed',
+    tileDuration: 'Average duration',
+    tileAlerts: 'Alerts',
+    changeTitle: 'Previous period: {previous}',
+    noChange: 'no comparison',
+    colAgentName: 'Agent',
+    colCalls: 'Calls',
+    colAnalyzed: 'Analysed',
+    colAvgDuration: 'Avg. duration',
+    colAlerts: 'Alerts',
+    noAgent: 'no agent',
+    noAgentsRows: 'No calls in this period.',
+    sortBy: 'Sort by {column}',
+    chartTitle: 'Calls per {bucket}',
+    chartBucket: { realtime: 'hour', day: 'hour', month: 'day', year: 'month' },
+    chartPoint: '{label}: {value}',
+    chartNone: 'calls only',
+    compareTitle: 'Compare an agent',
+    cAgent: 'Agent',
+    cAgainst: 'Against',
+    cMonth: 'Month',
+    compare: 'Compare',
+    againstDesk: 'their desk (average agent)',
+    againstDepartment: 'their department (average agent)',
+    againstAgent: 'agent {name}',
+    compareKind: { agent: 'Agent', desk: 'Desk', department: 'Department' },
+    compareSideName: '{kind}: {name}',
+    compareAgents: 'averaged over {n} agents',
+    compareMetric: 'Figure',
+    compareChartTitle: 'Calls per day, {month}',
+    compareFailed: 'Could not compare: {message}',
+    compareNeedAgent: 'Pick an agent first.',
     signInTitle: 'Supervisor sign-in',
     tokenLabel: 'Access token',
     tokenPlaceholder: 'Paste your bearer token',
@@ -762,7 +812,7 @@
 
   // ---- routes ------------------------------------------------------------------------------
 
-  const VIEWS = { live: 'board', alerts: 'alerts-view', history: 'history-view', session: 'call-view' };
+  const VIEWS = { live: 'board', alerts: 'alerts-view', history: 'history-view', reports: 'reports-view', session: 'call-view' };
   let routeKey = null;
 
   function signedIn() { return !!token && $('sign-in-box').hidden; }
@@ -788,9 +838,11 @@
     if (key === routeKey) return;
     routeKey = key;
     if (r.name !== 'session') leaveCall();
+    if (r.name !== 'reports') leaveReports();
     if (r.name === 'live' && r.id) watch(r.id);
     if (r.name === 'alerts') renderAlerts();
     if (r.name === 'history') enterHistory();
+    if (r.name === 'reports') enterReports();
     if (r.name === 'session' && r.id) openCall(r.id);
   }
 
@@ -1388,6 +1440,351 @@
     el.textContent = { live: STRINGS.connected, connecting: STRINGS.connecting, reconnecting: STRINGS.reconnecting }[state] || '';
   }
 
+  // ---- reports -----------------------------------------------------------------------------
+  // #/reports: tiles, chart and agents table of GET /v1/reports, the agent comparison of
+  // GET /v1/reports/agents and the usage line of GET /v1/usage (docs/PROTOCOLS.md "Reports",
+  // "Usage"). The chart is inline SVG drawn here (svgChart), no library. "Export to PDF" is
+  // window.print() with the @media print rules of console.css, which show only #report-body.
+
+  const REPORT_REFRESH_MS = 30000; // realtime refreshes itself this often
+  const rep = { started: false, seq: 0, timer: null, data: null, sort: { key: 'calls', dir: -1 }, agents: null, loads: 0 };
+
+  function resetReports() {
+    clearTimeout(rep.timer);
+    Object.assign(rep, { started: false, seq: rep.seq + 1, timer: null, data: null, agents: null, loads: 0 });
+    $('report-tiles').replaceChildren();
+    $('report-chart').replaceChildren();
+    $('report-agents-head').replaceChildren();
+    $('report-agents-rows').replaceChildren();
+    $('report-heading').textContent = '';
+    $('report-live').hidden = true;
+    $('report-usage').hidden = true;
+    $('compare-result').hidden = true;
+    for (const id of ['report-body', 'compare-box', 'report-print']) $(id).hidden = false;
+    showMsg('reports-error', '');
+    showMsg('compare-error', '');
+  }
+
+  function enterReports() {
+    if (!rep.started) {
+      rep.started = true;
+      loadUsage();
+      loadReportAgents();
+    }
+    loadReport();
+  }
+
+  function leaveReports() { clearTimeout(rep.timer); rep.timer = null; }
+
+  function setDateInput(period) {
+    const input = $('r-date');
+    input.disabled = period === 'realtime';
+    const type = period === 'month' ? 'month' : period === 'year' ? 'number' : 'date';
+    if (input.type !== type) { input.value = ''; input.type = type; }
+    if (type === 'number') { input.min = '1970'; input.max = '9999'; input.step = '1'; } else { input.removeAttribute('min'); input.removeAttribute('max'); input.removeAttribute('step'); }
+    if (period === 'realtime') input.value = '';
+  }
+
+  async function loadReport() {
+    clearTimeout(rep.timer);
+    rep.timer = null;
+    const seq = ++rep.seq, gen = generation;
+    const period = $('r-period').value;
+    setDateInput(period);
+    const q = new URLSearchParams({ period });
+    const date = $('r-date').value.trim();
+    if (period !== 'realtime' && date) q.set('date', date);
+    try {
+      const { data } = await api('/v1/reports?' + q);
+      if (seq !== rep.seq || gen !== generation) return;
+      showMsg('reports-error', '');
+      $('report-body').hidden = false;
+      rep.data = data;
+      rep.loads++;
+      renderReport();
+    } catch (e) {
+      if (seq !== rep.seq || gen !== generation) return;
+      const forbidden = e.status === 403;
+      showMsg('reports-error', forbidden ? STRINGS.reportsForbidden : fmt(STRINGS.reportsFailed, { message: e.message }));
+      $('reports-error').dataset.forbidden = forbidden ? 'true' : 'false';
+      if (forbidden) { $('report-body').hidden = true; $('compare-box').hidden = true; $('report-print').hidden = true; return; }
+    }
+    if (period === 'realtime' && document.body.dataset.view === 'reports') {
+      const every = (window.harkConsole && window.harkConsole.reportRefreshMs) || REPORT_REFRESH_MS;
+      rep.timer = setTimeout(loadReport, every);
+    }
+  }
+
+  async function loadUsage() {
+    const gen = generation;
+    try {
+      const { data: u } = await api('/v1/usage');
+      if (gen !== generation) return;
+      const vars = { month: u.month, analyzed: u.analyzed, quota: u.quota, remaining: u.remaining };
+      $('report-usage').textContent = fmt(u.quota == null ? STRINGS.usageUnlimited : STRINGS.usageLine, vars);
+      $('report-usage').hidden = false;
+    } catch (_) {
+      $('report-usage').hidden = true; // 403 (no usage permission) or unavailable: no line
+    }
+  }
+
+  async function loadReportAgents() {
+    const gen = generation;
+    try {
+      const [{ data: agents }, { data: desks }, { data: departments }] = await Promise.all(['/v1/agents', '/v1/desks', '/v1/departments'].map((p) => api(p)));
+      if (gen !== generation) return;
+      rep.agents = agents || [];
+      rep.desks = desks || [];
+      rep.departments = departments || [];
+      const sel = $('c-agent');
+      const keep = sel.value;
+      sel.replaceChildren(...rep.agents.map((a) => h('option', { value: a.id, dir: 'auto' }, a.name + (a.active === false ? ' †' : ''))));
+      if (rep.agents.some((a) => a.id === keep)) sel.value = keep;
+      fillAgainst();
+    } catch (e) {
+      if (gen === generation) showMsg('compare-error', fmt(STRINGS.compareFailed, { message: e.message }));
+    }
+  }
+
+  function fillAgainst() {
+    const sel = $('c-against');
+    const keep = sel.value;
+    const me = $('c-agent').value;
+    sel.replaceChildren(h('option', { value: 'desk' }, STRINGS.againstDesk), h('option', { value: 'department' }, STRINGS.againstDepartment),
+      ...(rep.agents || []).filter((a) => a.id !== me).map((a) => h('option', { value: a.id, dir: 'auto' }, fmt(STRINGS.againstAgent, { name: a.name }))));
+    sel.value = [...sel.options].some((o) => o.value === keep) ? keep : 'desk';
+  }
+
+  const num = (v, digits = 1) => (v == null || isNaN(v) ? '–' : Number.isInteger(v) ? String(v) : Number(v).toFixed(digits));
+  const durationText = (ms) => (ms == null ? '–' : formatDuration(Math.round(ms / 1000)));
+  const periodName = (p) => STRINGS['period' + p[0].toUpperCase() + p.slice(1)] || p;
+
+  /** ▲/▼/– and the percent; tone good/bad/flat (upIsBad for alerts, neutral for durations). */
+  function changeEl(tile, fmtValue, mode) {
+    const pct = tile.change_pct;
+    const arrow = pct == null || pct === 0 ? '–' : pct > 0 ? '▲' : '▼';
+    let tone = 'flat';
+    if (pct != null && pct !== 0 && mode !== 'neutral') tone = (pct > 0) !== (mode === 'upIsBad') ? 'good' : 'bad';
+    const text = pct == null ? `– ${STRINGS.noChange}` : `${arrow} ${Math.abs(pct).toFixed(1)} %`;
+    return h('span', { class: 'change ' + tone, 'data-field': 'change', 'data-tone': tone, 'data-arrow': arrow, title: fmt(STRINGS.changeTitle, { previous: fmtValue(tile.previous) }) }, text);
+  }
+
+  function tileEl(key, label, tile, fmtValue, mode) {
+    return h('div', { class: 'tile', 'data-testid': 'tile-' + key, 'data-value': tile.value == null ? '' : String(tile.value) },
+      h('div', { class: 'tile-label' }, label),
+      h('div', { class: 'tile-value', 'data-field': 'value' }, fmtValue(tile.value)),
+      changeEl(tile, fmtValue, mode));
+  }
+
+  function renderReport() {
+    const d = rep.data;
+    if (!d) return;
+    const t = d.tiles;
+    const realtime = d.period === 'realtime';
+    if (!realtime && !$('r-date').value && d.window) $('r-date').value = d.window.date;
+    $('report-heading').textContent = fmt(realtime ? STRINGS.reportHeadingRealtime : STRINGS.reportHeading,
+      { period: periodName(d.period), date: d.window.date, previous: d.compared_with.date });
+    $('report-live').hidden = d.live == null;
+    $('report-live').textContent = d.live == null ? '' : fmt(STRINGS.reportLive, { n: d.live });
+    $('report-body').dataset.period = d.period;
+    $('report-body').dataset.loads = String(rep.loads);
+    if (!$('c-month').value) $('c-month').value = d.window.date.slice(0, 7);
+    const labels = Object.keys(t.scores || {});
+    fill($('report-tiles'),
+      tileEl('calls', STRINGS.tileCalls, t.calls, num),
+      tileEl('analyzed', STRINGS.tileAnalyzed, t.analyzed, num),
+      tileEl('duration', STRINGS.tileDuration, t.average_duration_ms, durationText, 'neutral'),
+      tileEl('alerts', STRINGS.tileAlerts, t.alerts, num, 'upIsBad'),
+      ...labels.map((l) => tileEl('score-' + l, scoreName(l), t.scores[l], num)));
+    // The second line's choices: every score label of the period.
+    const second = $('r-second');
+    const keep = second.value;
+    second.replaceChildren(h('option', { value: '' }, STRINGS.chartNone), ...labels.map((l) => h('option', { value: l }, scoreName(l))));
+    second.value = labels.includes(keep) ? keep : '';
+    renderReportChart();
+    renderAgentsTable();
+  }
+
+  function bucketLabel(period, start) {
+    if (period === 'realtime' || period === 'day') return start.slice(11, 13);
+    if (period === 'month') return start.slice(8, 10);
+    return start.slice(5, 7);
+  }
+
+  function renderReportChart() {
+    const d = rep.data;
+    const label = $('r-second').value;
+    const series = [{ name: STRINGS.colCalls, cls: 's0', values: d.series.map((b) => b.calls) }];
+    if (label) series.push({ name: scoreName(label), cls: 's1', axis: 'right', max: 10, values: d.series.map((b) => (b.scores && b.scores[label] != null ? b.scores[label] : null)) });
+    const bars = d.period === 'realtime' || d.period === 'day';
+    fill($('report-chart'), svgChart({
+      kind: bars ? 'bar' : 'line',
+      title: fmt(STRINGS.chartTitle, { bucket: STRINGS.chartBucket[d.period] }),
+      labels: d.series.map((b) => bucketLabel(d.period, b.start)),
+      fullLabels: d.series.map((b) => b.start),
+      series,
+    }));
+  }
+
+  // SVG -----------------------------------------------------------------------------------
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  let svgIds = 0;
+  function sv(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v != null) el.setAttribute(k, v);
+    for (const c of children) if (c != null) el.append(c);
+    return el;
+  }
+
+  /** 0 … a round maximum ≥ max, and its tick step (4–5 ticks). */
+  function niceScale(max) {
+    if (!(max > 0)) return { top: 1, step: 0.25 };
+    const raw = max / 4;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+    return { top: Math.ceil(max / step) * step, step };
+  }
+
+  /** An accessible inline SVG chart: bars (kind 'bar', first series) or lines; a series with
+   * axis 'right' is drawn as a line against its own 0…max scale on the right. */
+  function svgChart({ kind, title, labels, fullLabels, series }) {
+    const W = 960, H = 280, L = 48, R = 44, T = 34, B = 30;
+    const pw = W - L - R, ph = H - T - B, n = Math.max(labels.length, 1), band = pw / n;
+    const left = series.filter((s) => s.axis !== 'right');
+    const scale = niceScale(Math.max(0, ...left.flatMap((s) => s.values.filter((v) => v != null))));
+    const y = (v, top) => T + ph - (v / top) * ph;
+    const xc = (i) => L + band * (i + 0.5);
+    const id = 'chart-title-' + ++svgIds;
+    const svg = sv('svg', { viewBox: `0 0 ${W} ${H}`, class: 'svg-chart', role: 'img', 'aria-labelledby': id, 'data-kind': kind, preserveAspectRatio: 'xMidYMid meet' },
+      sv('title', { id }, title),
+      sv('text', { x: L, y: 18, class: 'chart-title' }, title));
+    // Axes and ticks (left: the counts; right: 0…max of a right-axis series).
+    const axes = sv('g', { class: 'axes' });
+    for (let v = 0; v <= scale.top + 1e-9; v += scale.step) {
+      axes.append(sv('line', { x1: L, x2: L + pw, y1: y(v, scale.top), y2: y(v, scale.top), class: 'grid' }),
+        sv('text', { x: L - 6, y: y(v, scale.top) + 4, class: 'tick', 'text-anchor': 'end' }, num(Math.round(v * 100) / 100)));
+    }
+    const right = series.find((s) => s.axis === 'right');
+    if (right) for (let v = 0; v <= right.max; v += right.max / 5) axes.append(sv('text', { x: L + pw + 6, y: y(v, right.max) + 4, class: 'tick right ' + right.cls }, String(v)));
+    axes.append(sv('line', { x1: L, x2: L, y1: T, y2: T + ph, class: 'axis' }), sv('line', { x1: L, x2: L + pw, y1: T + ph, y2: T + ph, class: 'axis' }));
+    const every = Math.ceil(n / 16);
+    labels.forEach((lab, i) => { if (i % every === 0) axes.append(sv('text', { x: xc(i), y: H - B + 16, class: 'tick', 'text-anchor': 'middle' }, lab)); });
+    svg.append(axes);
+    series.forEach((s, si) => {
+      const top = s.axis === 'right' ? s.max : scale.top;
+      const g = sv('g', { class: 'series ' + s.cls, 'data-series': s.name });
+      const point = (v, i) => fmt(STRINGS.chartPoint, { label: (fullLabels || labels)[i], value: num(v) }) + ' — ' + s.name;
+      if (kind === 'bar' && si === 0) {
+        s.values.forEach((v, i) => g.append(sv('rect', { class: 'bar', 'data-value': String(v || 0), x: L + band * i + band * 0.15, width: Math.max(1, band * 0.7), y: y(v || 0, top), height: T + ph - y(v || 0, top) },
+          sv('title', {}, point(v || 0, i)))));
+      } else {
+        const pts = s.values.map((v, i) => (v == null ? null : [xc(i), y(v, top), v, i])).filter(Boolean);
+        g.append(sv('polyline', { class: 'line', fill: 'none', 'data-points': String(pts.length), points: pts.map((p) => `${p[0].toFixed(1)},${p[1].toFixed(1)}`).join(' ') }));
+        for (const p of pts) g.append(sv('circle', { class: 'pt', cx: p[0].toFixed(1), cy: p[1].toFixed(1), r: 2.5 }, sv('title', {}, point(p[2], p[3]))));
+      }
+      svg.append(g);
+    });
+    // Legend.
+    const legend = sv('g', { class: 'legend' });
+    series.forEach((s, si) => legend.append(sv('rect', { x: W - R - 150 * (series.length - si), y: 8, width: 12, height: 12, class: 'swatch ' + s.cls }),
+      sv('text', { x: W - R - 150 * (series.length - si) + 16, y: 18, class: 'legend-text' }, s.name)));
+    svg.append(legend);
+    return svg;
+  }
+
+  // Agents table --------------------------------------------------------------------------
+  function agentColumns() {
+    const d = rep.data;
+    const labels = new Set(Object.keys(d.tiles.scores || {}));
+    for (const r of d.agents) for (const l of Object.keys(r.scores || {})) labels.add(l);
+    return [
+      { key: 'name', label: STRINGS.colAgentName, get: (r) => (r.agent_id == null ? STRINGS.noAgent : r.agent_name || r.agent_id), text: (v) => v },
+      { key: 'calls', label: STRINGS.colCalls, get: (r) => r.calls, text: num },
+      { key: 'analyzed', label: STRINGS.colAnalyzed, get: (r) => r.analyzed, text: num },
+      { key: 'duration', label: STRINGS.colAvgDuration, get: (r) => r.average_duration_ms, text: durationText },
+      { key: 'alerts', label: STRINGS.colAlerts, get: (r) => r.alerts, text: num },
+      ...[...labels].map((l) => ({ key: 'score-' + l, label: scoreName(l), get: (r) => (r.scores ? r.scores[l] : null), text: num })),
+    ];
+  }
+
+  function renderAgentsTable() {
+    const cols = agentColumns();
+    const { key, dir } = rep.sort;
+    const col = cols.find((c) => c.key === key) || cols[1];
+    fill($('report-agents-head'), ...cols.map((c) => h('th', { scope: 'col', 'aria-sort': c === col ? (dir > 0 ? 'ascending' : 'descending') : 'none' },
+      h('button', { type: 'button', class: 'sort', 'data-sort': c.key, title: fmt(STRINGS.sortBy, { column: c.label }),
+        onclick: () => { rep.sort = { key: c.key, dir: rep.sort.key === c.key ? -rep.sort.dir : c.key === 'name' ? 1 : -1 }; renderAgentsTable(); } },
+      c.label, c === col ? (dir > 0 ? ' ▲' : ' ▼') : ''))));
+    const cmp = (a, b) => {
+      const x = col.get(a), y = col.get(b);
+      if (x == null && y == null) return 0;
+      if (x == null) return 1; // empty cells last, whichever the direction
+      if (y == null) return -1;
+      return (typeof x === 'string' ? x.localeCompare(y) : x - y) * dir;
+    };
+    const rows = rep.data.agents.slice().sort(cmp);
+    fill($('report-agents-rows'), ...(rows.length ? rows.map((r) => h('tr', { 'data-agent-id': r.agent_id == null ? '' : r.agent_id },
+      ...cols.map((c) => h('td', { 'data-field': c.key, dir: c.key === 'name' ? 'auto' : null, class: c.key === 'name' && r.agent_id == null ? 'muted' : null }, c.text(c.get(r)))))) :
+      [h('tr', {}, h('td', { colspan: cols.length, class: 'muted' }, STRINGS.noAgentsRows))]));
+  }
+
+  // Comparison ------------------------------------------------------------------------------
+  async function runCompare(e) {
+    if (e) e.preventDefault();
+    const agent = $('c-agent').value;
+    if (!agent) { showMsg('compare-error', STRINGS.compareNeedAgent); return; }
+    const gen = generation;
+    const q = new URLSearchParams({ agent, against: $('c-against').value });
+    if ($('c-month').value) q.set('month', $('c-month').value);
+    try {
+      const { data } = await api('/v1/reports/agents?' + q);
+      if (gen !== generation) return;
+      showMsg('compare-error', '');
+      renderCompare(data);
+    } catch (err) {
+      if (gen !== generation) return;
+      $('compare-result').hidden = true;
+      showMsg('compare-error', err.status === 403 ? STRINGS.reportsForbidden : fmt(STRINGS.compareFailed, { message: err.message }));
+    }
+  }
+
+  function renderCompare(c) {
+    const sides = [c.agent, c.against];
+    const sideName = (s) => fmt(STRINGS.compareSideName, { kind: STRINGS.compareKind[s.kind] || s.kind, name: s.name || s.id });
+    fill($('compare-head'), h('th', { scope: 'col' }, STRINGS.compareMetric),
+      ...sides.map((s, i) => h('th', { scope: 'col', dir: 'auto', 'data-testid': i ? 'compare-name-against' : 'compare-name-agent', 'data-id': s.id },
+        sideName(s), s.agents > 1 ? h('div', { class: 'muted small' }, fmt(STRINGS.compareAgents, { n: s.agents })) : null)));
+    const labels = [...new Set(sides.flatMap((s) => Object.keys(s.scores || {})))];
+    const rows = [
+      ['calls', STRINGS.colCalls, (s) => num(s.calls)],
+      ['analyzed', STRINGS.colAnalyzed, (s) => num(s.analyzed)],
+      ['duration', STRINGS.colAvgDuration, (s) => durationText(s.average_duration_ms)],
+      ['alerts', STRINGS.colAlerts, (s) => num(s.alerts)],
+      ...labels.map((l) => ['score-' + l, scoreName(l), (s) => num(s.scores ? s.scores[l] : null)]),
+    ];
+    fill($('compare-rows'), ...rows.map(([key, label, get]) => h('tr', { 'data-metric': key }, h('th', { scope: 'row' }, label), ...sides.map((s) => h('td', {}, get(s))))));
+    fill($('compare-chart'), svgChart({
+      kind: 'line',
+      title: fmt(STRINGS.compareChartTitle, { month: c.window.date }),
+      labels: c.agent.series.map((b) => b.start.slice(8, 10)),
+      fullLabels: c.agent.series.map((b) => b.start),
+      series: sides.map((s, i) => ({ name: s.name || s.id, cls: 's' + i, values: s.series.map((b) => b.calls) })),
+    }));
+    $('compare-result').hidden = false;
+  }
+
+  function wireReports() {
+    $('report-form').addEventListener('submit', (e) => { e.preventDefault(); loadReport(); });
+    $('r-period').addEventListener('change', () => { setDateInput($('r-period').value); $('r-date').value = ''; loadReport(); });
+    $('r-date').addEventListener('change', loadReport);
+    $('r-second').addEventListener('change', () => { if (rep.data) renderReportChart(); });
+    $('report-print').addEventListener('click', () => window.print());
+    $('compare-form').addEventListener('submit', runCompare);
+    $('c-agent').addEventListener('change', fillAgainst);
+    $('r-period').value = 'day';
+    setDateInput('day');
+  }
+
   function showBoard() {
     $('sign-in-box').hidden = true;
     $('tabs').hidden = false;
@@ -1437,6 +1834,7 @@
     histSeq++;
     $('history-rows').replaceChildren();
     $('history-more').hidden = true;
+    resetReports();
   }
 
   function signIn(t) {
@@ -1503,6 +1901,7 @@
     $('note-form').addEventListener('submit', addNote);
     $('note-input').addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $('note-form').requestSubmit(); } });
     wirePlayer();
+    wireReports();
     updatePlayer();
     // Test hooks: the beeps played or skipped, and the history page size (default 50).
     window.harkConsole = { sounds, historyPageSize: 50 };
