@@ -120,6 +120,19 @@ impl Store {
         scope: &Scope,
         filter: &HistoryFilter,
     ) -> Result<(Vec<SessionSummary>, Option<Cursor>), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        self.history_on(&mut conn, tenant, scope, filter).await
+    }
+
+    /// [`Store::history`] on a connection the caller holds (an export reads every page on one,
+    /// so one connection's page cache serves it).
+    pub(super) async fn history_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        tenant: &str,
+        scope: &Scope,
+        filter: &HistoryFilter,
+    ) -> Result<(Vec<SessionSummary>, Option<Cursor>), StoreError> {
         let mut binds = vec![Bind::Text(tenant.to_string())];
         let mut conditions = vec!["s.tenant = $1".to_string(), "s.state = 'ended'".to_string()];
         let mut add = |template: &dyn Fn(usize) -> String, bind: Bind, binds: &mut Vec<Bind>| {
@@ -198,7 +211,7 @@ impl Store {
                 Bind::Int(int) => query.bind(int),
             };
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&mut *conn).await?;
         let more = rows.len() as i64 > filter.limit;
         let mut page = Vec::new();
         let mut next = None;

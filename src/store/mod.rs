@@ -174,8 +174,15 @@ impl Store {
         let (store, tenant, scope) = (self.clone(), tenant.to_string(), scope.clone());
         filter.limit = PAGE;
         tokio::spawn(async move {
+            let mut conn = match store.pool.acquire().await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    let _ = tx.send(Err(error.into())).await;
+                    return;
+                }
+            };
             loop {
-                let (rows, next) = match store.history(&tenant, &scope, &filter).await {
+                let (rows, next) = match store.history_on(&mut conn, &tenant, &scope, &filter).await {
                     Ok(page) => page,
                     Err(error) => {
                         let _ = tx.send(Err(error)).await;
