@@ -2,7 +2,7 @@
 //! agents through REST; a call is placed on the agent whose extension it rings, a chat on the
 //! agent who takes it over; a user scoped to desk A sees desk A's sessions and nothing of desk
 //! B's through every route (list, record, notes, recordings, alerts, acknowledging, the CSV
-//! export, the live feed, watching); the history's filters, full-text search and cursor pages.
+//! export, reports, uploads, the live feed, watching); the history's filters, full-text search and cursor pages.
 
 mod common;
 
@@ -128,7 +128,7 @@ async fn scoped_user_sees_only_their_desk(env: &[(&str, &str)]) {
         post(&server, "/v1/agents", ADMIN, json!({"name": "Eve", "desk_id": desk_a, "extension": "1001"})).await;
     assert_eq!(status, 409, "an active agent's extension is taken: {taken}");
     let (_, token_a) =
-        user_token(&server, "Ann", json!({"kind": "only", "desks": [desk_a]}), json!(["alerts", "uploads"])).await;
+        user_token(&server, "Ann", json!({"kind": "only", "desks": [desk_a]}), json!(["alerts", "uploads", "reports"])).await;
 
     // Live: Alice takes chat A, Bob takes chat B; both customers ask for a refund.
     let (mut admin, _) = server.supervisor(ADMIN).await;
@@ -193,6 +193,11 @@ async fn scoped_user_sees_only_their_desk(env: &[(&str, &str)]) {
     assert!(export.contains(&format!("{chat_a},Alice,Desk A")), "{export}");
     let all = csv(&server, "?columns=session_id,agent,desk,department", ADMIN).await;
     assert!(all.contains(&format!("{call_id},Bob,Desk B,Support")), "{all}");
+    let calls = |report: &Value| report["tiles"]["calls"]["value"].as_u64();
+    let (_, everything) = server.get("/v1/reports?period=day", ADMIN).await;
+    let (_, desk_a_only) = server.get("/v1/reports?period=day", &token_a).await;
+    assert_eq!((calls(&everything), calls(&desk_a_only)), (Some(3), Some(1)), "{desk_a_only}");
+    assert_eq!(desk_a_only["agents"][0]["agent_name"], "Alice", "{desk_a_only}");
 
     // Ann's uploads must name an agent of her scope; the call is then hers to see.
     let clip = std::fs::read(fixtures().join("audio/jfk_ask_not.wav")).unwrap();

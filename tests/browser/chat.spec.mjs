@@ -2,7 +2,8 @@
 //
 // Why this file exists: the Rust tests drive the sockets directly; this one checks that the two
 // pages a person actually uses work together in a real Chromium: a visitor asks the bot, a
-// supervisor sees the chat live, takes over, replies, a second supervisor is refused, the
+// supervisor sees the chat live, takes over, replies, the visitor reloads and the widget resumes
+// the same chat, a second supervisor is refused, the
 // supervisor leaves and the bot answers again, and right-to-left text renders right-to-left.
 //
 // Run through scripts/browser-tests.sh (installs Chromium, Node and playwright-core when
@@ -346,6 +347,18 @@ test('chat widget and supervisor console in a real browser', { timeout: 180_000 
     assert.equal(await entry.evaluate((el) => getComputedStyle(el).direction), 'rtl', 'console entry direction');
     await screenshot(visitor, 'visitor-rtl');
     await screenshot(sup, 'console-holding');
+  });
+
+  await step('the visitor reloads the page: the widget resumes the same chat silently', async () => {
+    await visitor.reload();
+    await until('widget reconnected', async () => (await widgetState(visitor))?.connected);
+    assert.equal((await widgetState(visitor)).sessionId, sessionId, 'a reload started a new session');
+    if (!(await visitor.getByTestId('hark-panel').isVisible())) await visitor.getByTestId('hark-launcher').click();
+    await until('the agent reply is shown again, once', async () => (await widgetMsgs(visitor, 'agent').filter({ hasText: REPLY }).count()) === 1);
+    const agent = visitor.getByTestId('hark-agent-name');
+    await until('the header still names Dana', async () => (await agent.getAttribute('data-holder')) === 'agent' && (await agent.textContent()).includes('Dana'));
+    assert.equal(await sup.locator(`article[data-testid="card"][data-session-id="${sessionId}"]`).count(), 1, 'one card for the chat');
+    await screenshot(visitor, 'visitor-resumed');
   });
 
   await step('a second supervisor is refused with "held"', async () => {
