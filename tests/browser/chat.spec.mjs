@@ -15,20 +15,12 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  ARTIFACTS, bounded, http, launchBrowser, session, sleep, startHark, stopHark, until,
+} from './harness.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const HARK_BIN = path.resolve(REPO, process.env.HARK_BIN || 'target/debug/hark');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const ARTIFACTS = path.join(REPO, 'artifacts', 'browser');
-const WAIT_MS = 10_000; // every single wait in this test is bounded by this
 const QUIET_MS = 1_500; // how long the bot must stay silent while a supervisor holds the chat
 
 const ADMIN_TOKEN = 'hark_e2e_' + randomBytes(16).toString('hex');
@@ -38,175 +30,14 @@ const REPLY = 'Hi, Dana here. Let me check that for you.';
 const WHILE_HELD = 'Are you open on Saturday too?'; // the bot would answer this (FAQ "opening" pattern)
 const HEBREW = 'שלום, איפה ההזמנה שלי?';
 
-// ---- helpers -----------------------------------------------------------------------------------
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns a truthy value (returned), or throws after `ms` naming `what`. */
-async function until(what, fn, ms = WAIT_MS) {
-  const t0 = Date.now();
-  let last, lastErr;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      lastErr = e;
-    }
-    if (Date.now() - t0 > ms) {
-      const detail = lastErr ? ` (last error: ${lastErr.message.split('\n')[0]})` : ` (last value: ${JSON.stringify(last)})`;
-      throw new Error(`timed out after ${ms} ms waiting for: ${what}${detail}`);
-    }
-    await sleep(100);
-  }
-}
-
-/** Promise.race with a timer, for calls that have no timeout of their own. */
-async function bounded(what, promise, ms = WAIT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
-  try { return await Promise.race([promise, timeout]); } finally { clearTimeout(timer); }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
-}
-
-async function http(method, url, { token, body } = {}) {
-  const headers = {};
-  if (token) headers.authorization = 'Bearer ' + token;
-  if (body) headers['content-type'] = 'application/json';
-  const r = await fetch(url, { method, headers, body: body && JSON.stringify(body), signal: AbortSignal.timeout(WAIT_MS) });
-  const text = await r.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch (_) { /* not JSON */ }
-  return { status: r.status, json, text };
-}
-
-// ---- hark --------------------------------------------------------------------------------------
-
-let hark = null; // { proc, base, dataDir, log }
+let hark = null; // { proc, base, dataDir, logPath }
 let browser = null;
-const pages = {}; // name -> page, for failure screenshots
-const pageErrors = [];
-let shot = 0;
-
-async function startHark() {
-  assert.ok(fs.existsSync(HARK_BIN), `hark binary not found at ${HARK_BIN} (build it with: cargo build --bin hark)`);
-  const logPath = path.join(ARTIFACTS, 'hark.log');
-  for (let attempt = 1; ; attempt++) {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hark-e2e-'));
-    const port = await freePort();
-    const log = fs.openSync(logPath, 'a');
-    const proc = spawn(HARK_BIN, ['serve'], {
-      cwd: dataDir,
-      env: {
-        ...process.env,
-        HARK_HTTP_ADDR: `127.0.0.1:${port}`,
-        HARK_DATA_DIR: dataDir,
-        HARK_ADMIN_TOKEN: ADMIN_TOKEN,
-        HARK_DATABASE_URL: '', // SQLite in the temp dir, whatever the caller's environment says
-        HARK_SIP_ADDR: '', // no telephony listeners: this test is about chat
-        HARK_AUDIOSOCKET_ADDR: '',
-        // The speech models `make test` fetched into the repository (the server runs elsewhere).
-        HARK_SPEECH_MODELS_DIR: process.env.HARK_SPEECH_MODELS_DIR || path.join(REPO, 'models'),
-        NO_COLOR: '1',
-      },
-      stdio: ['ignore', log, log],
-    });
-    fs.closeSync(log);
-    let exited = null;
-    const exit = new Promise((_, reject) => proc.on('exit', (code, signal) => {
-      exited = { code, signal };
-      reject(new Error(`hark exited early (${JSON.stringify(exited)}), see ${logPath}`));
-    }));
-    exit.catch(() => {}); // handled by the race below, or irrelevant once hark is ready
-    hark = { proc, base: `http://127.0.0.1:${port}`, dataDir, logPath };
-    try {
-      await Promise.race([exit, until(`hark /readyz on port ${port}`, async () => {
-        if (exited) return true; // stop polling; the race already failed
-        const r = await fetch(hark.base + '/readyz', { signal: AbortSignal.timeout(1000) });
-        return r.status === 200;
-      }, 20_000)]);
-      return;
-    } catch (e) {
-      // Someone may have taken the free port between our probe and hark's bind: try another.
-      const early = exited;
-      await stopHark();
-      if (!early || attempt >= 3) throw e;
-    }
-  }
-}
-
-async function stopHark() {
-  if (!hark) return;
-  const { proc, dataDir } = hark;
-  hark = null;
-  if (proc.exitCode === null && proc.signalCode === null) {
-    const gone = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await gone;
-    clearTimeout(t);
-  }
-  fs.rmSync(dataDir, { recursive: true, force: true });
-}
-
-/** Last resort when we cannot wait (Ctrl-C, a killed make, an exit past the after hook). */
-function killHarkNow() {
-  if (!hark) return;
-  try { hark.proc.kill('SIGKILL'); } catch (_) { /* gone */ }
-  try { fs.rmSync(hark.dataDir, { recursive: true, force: true }); } catch (_) { /* best effort */ }
-  hark = null;
-}
-for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => { killHarkNow(); process.exit(130); });
-process.once('exit', killHarkNow);
+const { pages, errors: pageErrors, newPage, screenshot, step } = session(() => browser, 'chat');
 
 after(async () => {
   if (browser) await bounded('closing the browser', browser.close(), 10_000).catch((e) => console.error(e.message));
-  await stopHark();
+  await stopHark(hark);
 });
-
-// ---- pages -------------------------------------------------------------------------------------
-
-async function newPage(name, viewport) {
-  const context = await browser.newContext({ viewport, locale: 'en-US' });
-  context.setDefaultTimeout(WAIT_MS);
-  context.setDefaultNavigationTimeout(WAIT_MS);
-  const page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(`${name}: uncaught ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${name}: console.error ${m.text()}`); });
-  pages[name] = page;
-  return page;
-}
-
-async function screenshot(page, name) {
-  shot++;
-  const file = path.join(ARTIFACTS, `${String(shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, timeout: WAIT_MS });
-}
-
-let stepNo = 0;
-/** One named step of the flow; a failure says which step, and every page is photographed. */
-async function step(name, fn) {
-  stepNo++;
-  const t0 = Date.now();
-  try {
-    await fn();
-  } catch (e) {
-    for (const [pname, page] of Object.entries(pages)) {
-      await page.screenshot({ path: path.join(ARTIFACTS, `FAILED-${pname}.png`), timeout: 5000 }).catch(() => {});
-    }
-    e.message = `step ${stepNo} "${name}": ${e.message}`;
-    throw e;
-  }
-  console.log(`# step ${stepNo} ok: ${name} (${Date.now() - t0} ms)`);
-}
 
 // Widget: Playwright's CSS locators pierce the open shadow root of <hark-widget>.
 const widgetState = (page) => page.evaluate(() => window.harkWidget && window.harkWidget.state());
@@ -231,7 +62,7 @@ test('chat widget and supervisor console in a real browser', { timeout: 180_000 
   let base, evaToken, sessionId, sup, visitor;
 
   await step('start hark and create a second supervisor token', async () => {
-    await startHark();
+    hark = await startHark({ token: ADMIN_TOKEN });
     base = hark.base;
     const r = await http('POST', base + '/v1/tokens', { token: ADMIN_TOKEN, body: { name: 'Eva', tenant: 'default', admin: false } });
     assert.ok(r.status >= 200 && r.status < 300, `POST /v1/tokens: ${r.status} ${r.text}`);
@@ -240,15 +71,8 @@ test('chat widget and supervisor console in a real browser', { timeout: 180_000 
   });
 
   await step('launch Chromium, open a console and a visitor page', async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `no browser at ${CHROMIUM} (apt-get install chromium)`);
     // launch() gives the browser a fresh temporary user-data-dir and removes it on close.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30_000,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchBrowser();
     sup = await bounded('console page', newPage('console', { width: 1280, height: 800 }));
     visitor = await bounded('visitor page', newPage('visitor', { width: 1100, height: 760 }));
   });

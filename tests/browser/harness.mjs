@@ -1,7 +1,6 @@
-// Shared helpers of the browser specs that start their own hark (console.spec.mjs): bounded
-// waits, free ports, a hark process with a temporary data dir, Chromium pages that record
-// script errors, named steps that photograph every page on failure.
-// chat.spec.mjs predates this file and keeps its own copies.
+// Shared helpers of the browser specs (chat, console, reports): bounded waits, free ports, a
+// hark process with a temporary data dir, Chromium pages that record script errors, named steps
+// that photograph every page on failure.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
