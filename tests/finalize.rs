@@ -128,6 +128,13 @@ async fn the_quota_stops_analysis_and_reports_count_every_finished_call() {
         (report["tiles"]["calls"]["value"].as_u64(), report["tiles"]["analyzed"]["value"].as_u64()),
         (Some(2), Some(1))
     );
+    let (status, compared) = server.get(&format!("/v1/reports/agents?agent={alice}&against=desk"), ADMIN).await;
+    assert_eq!(status, 200, "{compared}");
+    assert_eq!(
+        (compared["against"]["id"].as_str(), compared["against"]["name"].as_str()),
+        (Some(desk.as_str()), Some("Desk"))
+    );
+    assert_eq!((compared["agent"]["name"].as_str(), compared["agent"]["calls"].as_f64()), (Some("Alice"), Some(2.0)));
     let row = &report["agents"][0];
     assert_eq!(
         (row["agent_id"].as_str(), row["agent_name"].as_str(), row["calls"].as_u64()),

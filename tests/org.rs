@@ -128,7 +128,8 @@ async fn scoped_user_sees_only_their_desk(env: &[(&str, &str)]) {
         post(&server, "/v1/agents", ADMIN, json!({"name": "Eve", "desk_id": desk_a, "extension": "1001"})).await;
     assert_eq!(status, 409, "an active agent's extension is taken: {taken}");
     let (_, token_a) =
-        user_token(&server, "Ann", json!({"kind": "only", "desks": [desk_a]}), json!(["alerts", "uploads", "reports"])).await;
+        user_token(&server, "Ann", json!({"kind": "only", "desks": [desk_a]}), json!(["alerts", "uploads", "reports"]))
+            .await;
 
     // Live: Alice takes chat A, Bob takes chat B; both customers ask for a refund.
     let (mut admin, _) = server.supervisor(ADMIN).await;

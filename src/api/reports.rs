@@ -102,8 +102,13 @@ pub(super) async fn compare_agents(
     };
     let agent = required("agent", query.agent.as_deref())?;
     let against = match required("against", query.against.as_deref())? {
-        "desk" => Against::Desk,
-        "department" => Against::Department,
+        kind @ ("desk" | "department") => {
+            let placed = app.sessions.directory.by_agent(&principal.tenant, agent);
+            match kind {
+                "desk" => Against::Desk(placed.and_then(|p| p.desk_id)),
+                _ => Against::Department(placed.and_then(|p| p.department_id)),
+            }
+        }
         other => Against::Agent(other.to_string()),
     };
     match app.store.compare_agents(&principal.tenant, &principal.scope, month, agent, &against).await {
@@ -119,7 +124,7 @@ pub(super) async fn compare_agents(
             Ok(Json(comparison))
         }
         Ok(None) => {
-            let what = if against == Against::Desk { "desk" } else { "department" };
+            let what = if matches!(against, Against::Desk(_)) { "desk" } else { "department" };
             let month = month.strftime("%Y-%m");
             Err(Problem::not_found(format!("agent {agent:?} took no calls with a {what} in {month}")))
         }

@@ -360,10 +360,11 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Against {
     Agent(String),
-    /// The per-agent average of the agent's desk.
-    Desk,
-    /// The per-agent average of the agent's department.
-    Department,
+    /// The per-agent average of the agent's desk: this one, or (an agent the organization no
+    /// longer knows) the desk they took most calls with that month.
+    Desk(Option<String>),
+    /// The same for the agent's department.
+    Department(Option<String>),
 }
 
 /// One side of an agent comparison.
@@ -638,10 +639,17 @@ impl Store {
         let rows = Rows { tenant, scope, period: &period, only: Some(("agent_id", agent)), with_agent: false };
         let (kind, column, id) = match against {
             Against::Agent(other) => ("agent", "agent_id", other.clone()),
-            Against::Desk | Against::Department => {
-                let (kind, column) =
-                    if *against == Against::Desk { ("desk", "desk_id") } else { ("department", "department_id") };
-                match busiest(&self.sums(rows, Group::Column(column)).await?) {
+            Against::Desk(known) | Against::Department(known) => {
+                let (kind, column) = if matches!(against, Against::Desk(_)) {
+                    ("desk", "desk_id")
+                } else {
+                    ("department", "department_id")
+                };
+                let id = match known {
+                    Some(id) => Some(id.clone()),
+                    None => busiest(&self.sums(rows, Group::Column(column)).await?),
+                };
+                match id {
                     Some(id) => (kind, column, id),
                     None => return Ok(None),
                 }
