@@ -85,6 +85,7 @@
     messageCount: '{n} msgs',
     noMessages: 'No messages yet',
     holderBot: 'Bot',
+    holderCall: 'Phone call',
     holderAgent: 'Agent {name}',
     holderWaiting: 'Waiting · {queue}',
     youHold: 'You hold this chat as {name}',
@@ -299,7 +300,12 @@
     return isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   }
 
-  function holderText(hd) {
+  /** Who has the session: for a phone call, its agent (the bot never holds a call). */
+  function holderText(hd, card) {
+    if (card && card.channel === 'voice') {
+      const agent = card.placement && card.placement.agent_name;
+      return agent ? fmt(STRINGS.holderAgent, { name: agent }) : STRINGS.holderCall;
+    }
     if (hd && hd.kind === 'agent') return fmt(STRINGS.holderAgent, { name: hd.name || '?' });
     if (hd && hd.kind === 'waiting') return fmt(STRINGS.holderWaiting, { queue: hd.queue || '?' });
     return STRINGS.holderBot;
@@ -561,7 +567,7 @@
         h('span', { class: 'spacer' }),
         h('span', { class: 'duration', 'data-field': 'duration', title: STRINGS.duration, 'data-started-at': c.started_at || '', 'data-fixed': ended ? String(c.duration_secs || 0) : null },
           formatDuration(c.duration_secs || 0))),
-      h('div', { class: 'holder', 'data-field': 'holder' }, ended ? endedText(c) : holderText(hd)),
+      h('div', { class: 'holder', 'data-field': 'holder' }, ended ? endedText(c) : holderText(hd, c)),
       placementEl(c.placement),
       slaEl(c.sla, ended),
       h('p', { class: 'preview', dir: 'auto', 'data-field': 'last-message' }, c.last_message || STRINGS.noMessages),
@@ -667,7 +673,7 @@
     $('watch-details').href = '#/session/' + encodeURIComponent(watching);
     $('watch-meta').textContent = [c.site, c.channel, c.country || STRINGS.noCountry, c.device].filter(Boolean).join(' · ');
     $('watch-holder').textContent = ended ? endedText(c)
-      : mine ? fmt(STRINGS.youHold, { name: mine }) : holderText(c.holder);
+      : mine ? fmt(STRINGS.youHold, { name: mine }) : holderText(c.holder, c);
     $('watch-holder').dataset.holding = String(!!mine);
     $('take-over-button').disabled = !live || ended || !!mine;
     $('agent-name-input').disabled = !!mine;

@@ -340,6 +340,8 @@ test('console: alerts, SLA clock, history, call page and a live SIP call in a re
     try {
       const card = sup.locator('article[data-testid="card"]').filter({ has: sup.locator('[data-field="channel"]', { hasText: 'voice' }) });
       await card.first().waitFor({ state: 'visible', timeout: 15_000 });
+      // Nobody's extension was called: a phone call, never "Bot".
+      assert.equal(await card.first().locator('[data-field="holder"]').textContent(), 'Phone call');
       await card.first().click();
       await sup.getByTestId('watch-panel').waitFor({ state: 'visible' });
       const line = sup.getByTestId('message-list').locator('li[data-role="customer"]').filter({ hasText: /country/i });
