@@ -242,12 +242,6 @@ fn delivery_from_row(row: &AnyRow) -> Result<WebhookDelivery, StoreError> {
 }
 
 impl Store {
-    /// A transaction on the store's database, for writes that must commit together (a finished
-    /// session's analysis and its queued webhooks).
-    pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.pool.begin().await?)
-    }
-
     /// Adds an endpoint of a tenant.
     pub async fn create_webhook(
         &self,
