@@ -188,11 +188,13 @@ actions = [
     visitor.recv_type("ack").await;
     visitor.send(json!({"type": "message", "client_id": "c3", "text": "bye"})).await;
     visitor.send(json!({"type": "leave"})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
     let (_, record) = loop {
         let (status, record) = server.get(&format!("/v1/sessions/{session}"), ADMIN).await;
         if record["state"] == "ended" {
             break (status, record);
         }
+        assert!(tokio::time::Instant::now() < deadline, "the chat never ended: {record}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(record["tags"], json!(["refund"]), "kept with the ended session");

@@ -132,11 +132,17 @@ fn new_card(app: &App, site: &str, tenant: &str, visitor: Visitor) -> Card {
 }
 
 /// Sends a command that carries a reply channel and waits for the answer; None if the session
-/// has ended.
+/// has ended. A command that slips into the queue just as the owner task ends is never dropped
+/// while someone (this caller included) still holds a sender, so the wait also ends when the
+/// owner's receiver is gone.
 pub async fn ask<T>(live: &Live, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
     let (reply, answer) = oneshot::channel();
     live.commands.send(command(reply)).await.ok()?;
-    answer.await.ok()
+    tokio::select! {
+        biased;
+        answer = answer => answer.ok(),
+        () = live.commands.closed() => None,
+    }
 }
 
 /// The next JSON frame, skipping pings; Ok(None) when the peer is gone.
