@@ -10,9 +10,13 @@
 //!    temper stands out against that person's own normal. The first utterance sets the baseline.
 //! 3. **Cues → which negative.** Negative lines are angry or sad; short cue lists (complaint and
 //!    threat words for anger, loss and regret words for sadness) and the arousal decide which.
+//! 4. **Voice → the rest.** A line whose words are neither happy nor negative (a complaint told
+//!    as plain facts: "you raised my price again without a word") is angry when the voice is
+//!    clearly aroused against the speaker's baseline and sad when it is clearly subdued; its
+//!    sentiment then comes from the voice (down to −0.3).
 //!
 //! Labels: `angry`, `sad`, `happy`, `neutral`. The sentiment is VADER's compound, pushed a
-//! little further from zero when the voice is aroused.
+//! little further from zero when the voice is aroused (or the voice's, as in 4).
 
 use vader_sentimental::SentimentIntensityAnalyzer;
 
@@ -252,6 +256,13 @@ impl Emotion {
     }
 }
 
+/// The arousal beyond which the voice alone labels a line whose words are not happy: more than
+/// half of "clearly louder, higher and faster" (angry) or "quieter, lower and slower" (sad) than
+/// the speaker's own baseline, wider than the spread of a calm speaker's lines.
+const VOICE_DECIDES: f32 = 0.6;
+/// The sentiment such a line gets at full arousal (its words gave about 0).
+const VOICE_SENTIMENT: f32 = 0.3;
+
 /// The label from the words' sentiment, the cues and the voice's arousal.
 pub fn classify(text: &str, compound: f32, arousal: f32) -> Felt {
     let lower = text.to_lowercase();
@@ -268,10 +279,18 @@ pub fn classify(text: &str, compound: f32, arousal: f32) -> Felt {
         }
     } else if compound >= 0.3 {
         Label::Happy
+    } else if arousal >= VOICE_DECIDES {
+        Label::Angry
+    } else if arousal <= -VOICE_DECIDES {
+        Label::Sad
     } else {
         Label::Neutral
     };
-    let sentiment = (compound * (1.0 + 0.25 * arousal.clamp(-1.0, 1.0).max(0.0))).clamp(-1.0, 1.0);
+    let sentiment = match label {
+        // The words were not negative: the voice alone made the line angry or sad.
+        Label::Angry | Label::Sad if compound > -0.05 => -VOICE_SENTIMENT * arousal.abs().min(1.0),
+        _ => (compound * (1.0 + 0.25 * arousal.clamp(-1.0, 1.0).max(0.0))).clamp(-1.0, 1.0),
+    };
     Felt { label, sentiment, arousal }
 }
 
@@ -406,6 +425,16 @@ mod tests {
         // A negative line with no cue: the voice decides.
         assert_eq!(label("This is bad.", 0.8), Label::Angry);
         assert_eq!(label("This is bad.", -0.8), Label::Sad);
+        // Plain facts: a calm voice is neutral, a clearly aroused one angry, a subdued one sad,
+        // and the sentiment follows the voice.
+        let facts = "You raised my price again without a word.";
+        assert_eq!(label(facts, 0.3), Label::Neutral);
+        assert_eq!(label(facts, 0.8), Label::Angry);
+        assert_eq!(label(facts, -0.8), Label::Sad);
+        let compound = e.vader.polarity_scores(facts).compound as f32;
+        assert!(classify(facts, compound, 0.8).sentiment < -0.2);
+        // Happy words stay happy however excited the voice.
+        assert_eq!(label("Thank you so much, that was really helpful!", 1.5), Label::Happy);
     }
 
     #[test]
