@@ -7,11 +7,14 @@
 # CALLS="1 4 8 12 16 20 24" (default), SECS=60, PORT=18092, OUT=folder for the JSON and logs
 # (default: a temporary one, kept), extra arguments go to hark-speech-loadtest. HARK_* settings
 # in the environment reach the server (e.g. HARK_SPEECH_ASR_WORKERS=1).
-# CARGO="nice -n 19 cargo" builds at low priority. Needs the models (`make models`) and jq.
+# CARGO="nice -n 19 cargo" builds at low priority; BIN=folder runs the hark and
+# hark-speech-loadtest found there instead of building (another build, to compare in the same
+# window). Needs the models (`make models`) and jq.
 # About 90 s per N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-${CARGO:-cargo} build --release --bins
+bin=${BIN:-target/release}
+[ -n "${BIN:-}" ] || ${CARGO:-cargo} build --release --bins
 ulimit -n "$(ulimit -Hn)"
 
 calls=${CALLS:-1 4 8 12 16 20 24}
@@ -40,14 +43,14 @@ for n in $calls; do
   data=$(mktemp -d)
   env HARK_ADMIN_TOKEN=$token HARK_DATA_DIR="$data" HARK_HTTP_ADDR=127.0.0.1:$port HARK_LOG_LEVEL=warn \
     HARK_SIP_ADDR= HARK_AUDIOSOCKET_ADDR= \
-    target/release/hark serve >>"$out/hark-$n.log" 2>&1 &
+    "$bin/hark" serve >>"$out/hark-$n.log" 2>&1 &
   pid=$!
   until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
     kill -0 "$pid" 2>/dev/null || { echo "hark did not start, see $out/hark-$n.log" >&2; exit 1; }
     sleep 0.2
   done
   echo "== $n calls ($(machine | head -1))"
-  target/release/hark-speech-loadtest --url "ws://127.0.0.1:$port" --token $token --server-pid "$pid" \
+  "$bin/hark-speech-loadtest" --url "ws://127.0.0.1:$port" --token $token --server-pid "$pid" \
     --calls "$n" --secs "$secs" --json "$out/calls-$n.json" "$@" | tee "$out/calls-$n.txt"
   curl -s "http://127.0.0.1:$port/metrics" | grep -E '^hark_(asr|speech)' >"$out/metrics-$n.txt" || true
   kill "$pid"
