@@ -1,7 +1,7 @@
 //! Whisper decode time per utterance: hark's setting (`audio_ctx` = the utterance's length plus
 //! 256 encoder positions, see `src/speech/asr.rs`) against a decode of the same audio with
 //! Whisper's whole 30 s window (`audio_ctx_margin = 1500`, what a plain whisper.cpp or
-//! faster-whisper decode costs), with the real model (`models/ggml-tiny.en.bin`), one worker,
+//! faster-whisper decode costs), with the real model (`models/ggml-tiny.en-q8_0.bin`), one worker,
 //! 1 and 2 whisper.cpp threads. The ratio full window / hark is what the short context saves.
 //!
 //! The utterances are the four turns of the two-party call fixture (`../shared/fixtures/audio/
@@ -63,7 +63,7 @@ fn model() -> PathBuf {
     let dir = std::env::var_os("HARK_SPEECH_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
-    let path = dir.join("ggml-tiny.en.bin");
+    let path = dir.join(hark::speech::models::WHISPER_FILE);
     if !path.is_file() {
         eprintln!(
             "benches/asr: the Whisper model {} is missing; fetch it with `cargo run -- models fetch` \

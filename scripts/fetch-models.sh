@@ -5,7 +5,7 @@
 # this script only spares building hark when all three files are there.
 set -euo pipefail
 dir="${HARK_SPEECH_MODELS_DIR:-models}"
-for f in ggml-tiny.en.bin silero_vad.onnx libonnxruntime.so; do
+for f in ggml-tiny.en-q8_0.bin silero_vad.onnx libonnxruntime.so; do
   if [ ! -f "$dir/$f" ]; then
     exec "$@" models fetch --dir "$dir"
   fi

@@ -53,6 +53,10 @@ enum ModelsCommand {
         dir: PathBuf,
         /// The ggml file to write.
         out: PathBuf,
+        /// How to store the weight matrices: `q8_0` (8-bit blocks, what `models fetch` writes)
+        /// or `f16` (as CTranslate2 ships them).
+        #[arg(long = "type", value_name = "TYPE", default_value = "q8_0")]
+        matrices: models::Matrices,
     },
 }
 
@@ -86,9 +90,9 @@ fn run_models(command: ModelsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ModelsCommand::ImportCt2 { dir, out } => {
+        ModelsCommand::ImportCt2 { dir, out, matrices } => {
             let started = std::time::Instant::now();
-            let c = models::import_ct2(&dir, &out)
+            let c = models::import_ct2(&dir, &out, matrices)
                 .with_context(|| format!("converting {} to {}", dir.display(), out.display()))?;
             let h = c.hparams;
             eprintln!(

@@ -1,6 +1,6 @@
 //! Emotion of spoken customer lines, end to end with the real Whisper model: each labelled line
 //! of `tests/emotion/lines.tsv` is spoken by espeak-ng, resampled with sox to 16 kHz mono 16-bit,
-//! transcribed by `hark::speech::asr::Transcriber` (`models/ggml-tiny.en.bin`, the live path's
+//! transcribed by `hark::speech::asr::Transcriber` (`models/ggml-tiny.en-q8_0.bin`, the live path's
 //! settings) and judged by `Emotion::judge` against a prosody baseline of the same voice.
 //!
 //! The speakers: four espeak-ng voices (`en-us`, `en-us+f3`, `en-gb`, `en-gb+f2`), line `i`
@@ -161,7 +161,8 @@ async fn measure(file: &str, asr: &Transcriber, emotion: &Emotion, primed: &[Pro
 async fn setup(dir: &Path) -> (Transcriber, Emotion, Vec<ProsodyBaseline>) {
     let models = models_dir();
     let settings = AsrSettings { workers: 1, threads_per_worker: 2, ..AsrSettings::default() };
-    let asr = Transcriber::start(&models.join("ggml-tiny.en.bin"), &settings).expect("the Whisper model loads");
+    let asr = Transcriber::start(&models.join(hark::speech::models::WHISPER_FILE), &settings)
+        .expect("the Whisper model loads");
     let emotion = Emotion::new();
     let mut primed = Vec::new();
     for (v, voice) in VOICES.iter().enumerate() {

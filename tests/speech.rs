@@ -109,7 +109,7 @@ async fn every_clip_through_a_live_call_is_no_worse_than_a_whole_decode() {
     // The same model decoding each clip whole, with Whisper's full 30 s window.
     let whole_settings =
         AsrSettings { workers: 1, threads_per_worker: 2, audio_ctx_margin: 1500, ..AsrSettings::default() };
-    let whole = Transcriber::start(&models.join("ggml-tiny.en.bin"), &whole_settings).unwrap();
+    let whole = Transcriber::start(&models.join(hark::speech::models::WHISPER_FILE), &whole_settings).unwrap();
     let (mut live_errors, mut whole_errors, mut total) = (0, 0, 0);
     println!("{:<42} {:>6} {:>6}  live transcript", "clip", "live", "whole");
     for (clip, samples) in clips.iter().zip(audio) {
@@ -270,7 +270,7 @@ fn wer_normalises_case_punctuation_and_numbers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lone_decode_uses_the_idle_workers_threads_and_never_more_than_the_pool_has() {
-    let model = models_dir().join("ggml-tiny.en.bin");
+    let model = models_dir().join(hark::speech::models::WHISPER_FILE);
     let samples: Arc<[f32]> = common::wav_samples(&common::fixtures().join("audio/jfk_ask_not.wav"))[..3 * 16_000]
         .iter()
         .map(|&s| f32::from(s) / 32768.0)

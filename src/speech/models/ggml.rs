@@ -5,12 +5,18 @@
 //!
 //! 1. magic `0x67676d6c` and eleven hparams: n_vocab, n_audio_ctx, n_audio_state,
 //!    n_audio_head, n_audio_layer, n_text_ctx, n_text_state, n_text_head, n_text_layer,
-//!    n_mels, ftype (1: the big matrices are f16);
+//!    n_mels, ftype (1: the weight matrices are f16; 2007: Q8_0, ggml's type 7 plus its
+//!    quantization version 2 × 1000);
 //! 2. the mel filter bank: n_mel, n_freq, then n_mel × n_freq `f32`;
 //! 3. the vocabulary: a count, then per token its byte length and bytes. Only the ordinary
 //!    tokens (before `<|endoftext|>`); whisper.cpp numbers the special tokens itself;
-//! 4. the tensors until the end of the file: n_dims, name length, type (0 f32, 1 f16), the
-//!    dimensions innermost first, the name, the data (row-major, as PyTorch holds it).
+//! 4. the tensors until the end of the file: n_dims, name length, type (0 f32, 1 f16, 8 Q8_0),
+//!    the dimensions innermost first, the name, the data (row-major, as PyTorch holds it).
+//!
+//! whisper.cpp gives every weight matrix one type ([`Matrices`]); convolutions stay f16, norms,
+//! biases and positions f32. Q8_0 is ggml's 8-bit block format: each run of 32 values of a row
+//! becomes an f16 scale (the largest magnitude / 127) and 32 signed bytes (value / scale,
+//! rounded), as ggml's own `quantize_row_q8_0_ref` writes it.
 //!
 //! Whisper's PyTorch names are the ggml names. CTranslate2 fuses some matrices: encoder and
 //! decoder self-attention `linear_0` is Q, K and V stacked by rows; cross-attention `linear_0`
@@ -62,7 +68,7 @@ impl Hparams {
         n_text_head: 6,
         n_text_layer: 4,
         n_mels: 80,
-        ftype: 1,
+        ftype: Matrices::Q8_0.ftype(),
     };
 
     fn to_array(self) -> [i32; 11] {
@@ -98,6 +104,50 @@ impl Hparams {
     }
 }
 
+/// How the weight matrices are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Matrices {
+    /// float16, as CTranslate2 ships them.
+    F16,
+    /// ggml's Q8_0 blocks: half the bytes of f16 and a faster decode on x86, with the same word
+    /// error rate on the fixtures (docs/PERFORMANCE.md, "Speech"). hark's default.
+    #[default]
+    Q8_0,
+}
+
+impl Matrices {
+    /// The header's `ftype` for files of this kind.
+    pub const fn ftype(self) -> i32 {
+        match self {
+            Matrices::F16 => 1,
+            Matrices::Q8_0 => 7 + 2 * 1000,
+        }
+    }
+
+    fn ggml_type(self) -> GgmlType {
+        match self {
+            Matrices::F16 => GgmlType::F16,
+            Matrices::Q8_0 => GgmlType::Q8_0,
+        }
+    }
+}
+
+impl std::str::FromStr for Matrices {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f16" => Ok(Matrices::F16),
+            "q8_0" => Ok(Matrices::Q8_0),
+            other => Err(format!("unknown matrix type {other:?}: f16 or q8_0")),
+        }
+    }
+}
+
+/// Values per Q8_0 block, and the block's bytes (an f16 scale and 32 bytes).
+const QK8_0: usize = 32;
+const Q8_0_BLOCK_BYTES: usize = 2 + QK8_0;
+
 /// What a conversion wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversion {
@@ -112,12 +162,17 @@ pub struct Conversion {
 /// Converts a CTranslate2 Whisper model (`model.bin` bytes and `vocabulary.txt` text) into a
 /// ggml file that whisper.cpp loads. Every tensor's shape is checked against the dimensions
 /// the model declares, so a model of another architecture is an error, not a broken file.
-pub fn convert_ct2_to_ggml(model_bin: &[u8], vocabulary: &str, out: &mut impl Write) -> Result<Conversion, ModelError> {
+pub fn convert_ct2_to_ggml(
+    model_bin: &[u8],
+    vocabulary: &str,
+    matrices: Matrices,
+    out: &mut impl Write,
+) -> Result<Conversion, ModelError> {
     let model = ct2::parse(model_bin)?;
     if model.spec != "WhisperSpec" || model.revision != 3 {
         return Err(ModelError::Ct2Spec { spec: model.spec, revision: model.revision });
     }
-    let plan = plan(&model)?;
+    let plan = plan(&model, matrices)?;
     let tokens = decode_vocabulary(vocabulary, plan.hparams.n_vocab as usize)?;
     let mut w = Counting { inner: out, bytes: 0 };
     write_ggml(&mut w, &plan, &tokens).map_err(ModelError::Write)?;
@@ -128,6 +183,7 @@ pub fn convert_ct2_to_ggml(model_bin: &[u8], vocabulary: &str, out: &mut impl Wr
 enum GgmlType {
     F32 = 0,
     F16 = 1,
+    Q8_0 = 8,
 }
 
 /// One output tensor: a range of a CTranslate2 variable's elements, reshaped and retyped.
@@ -146,6 +202,7 @@ struct Plan<'a> {
 
 struct Planner<'a> {
     model: &'a Ct2Model<'a>,
+    matrices: Matrices,
     tensors: Vec<Tensor<'a>>,
     used: BTreeSet<&'a str>,
 }
@@ -208,7 +265,8 @@ impl<'a> Planner<'a> {
         let (part, parts) = stack;
         let weight = self.shaped(&format!("{src}/weight"), &[parts * n_out, n_in])?;
         let b = self.shaped(&format!("{src}/bias"), &[parts * n_out])?;
-        self.push(format!("{out}.weight"), weight, vec![n_out, n_in], part, GgmlType::F16);
+        let ty = self.matrix_type(&format!("{src}/weight"), n_in)?;
+        self.push(format!("{out}.weight"), weight, vec![n_out, n_in], part, ty);
         if bias {
             self.push(format!("{out}.bias"), b, vec![n_out], part, GgmlType::F32);
         }
@@ -249,6 +307,17 @@ impl<'a> Planner<'a> {
         self.linear(&format!("{out}.cross_attn.value"), &kv, (1, 2), n, n, true)?;
         self.linear(&format!("{out}.cross_attn.out"), &format!("{attn}/linear_2"), (0, 1), n, n, true)?;
         Ok(())
+    }
+
+    /// The type of a weight matrix whose rows hold `cols` values: Q8_0 needs whole blocks.
+    fn matrix_type(&self, name: &str, cols: usize) -> Result<GgmlType, ModelError> {
+        if self.matrices == Matrices::Q8_0 && cols % QK8_0 != 0 {
+            return Err(ModelError::Ct2Malformed {
+                context: format!("variable `{name}`"),
+                reason: format!("rows of {cols} values do not split into Q8_0 blocks of {QK8_0}; convert to f16"),
+            });
+        }
+        Ok(self.matrices.ggml_type())
     }
 
     /// A `[rows, cols]` variable's two dimensions.
@@ -300,8 +369,8 @@ fn layer_index(rest: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
-fn plan<'a>(model: &'a Ct2Model<'a>) -> Result<Plan<'a>, ModelError> {
-    let mut p = Planner { model, tensors: Vec::new(), used: BTreeSet::new() };
+fn plan<'a>(model: &'a Ct2Model<'a>, matrices: Matrices) -> Result<Plan<'a>, ModelError> {
+    let mut p = Planner { model, matrices, tensors: Vec::new(), used: BTreeSet::new() };
 
     // Encoder: two convolutions over the mel frames, sinusoidal positions, the blocks.
     let (pe, n_audio_ctx, s) = p.matrix("encoder/position_encodings/encodings")?;
@@ -330,7 +399,8 @@ fn plan<'a>(model: &'a Ct2Model<'a>) -> Result<Plan<'a>, ModelError> {
     let (te, n_vocab, t) = p.matrix("decoder/embeddings/weight")?;
     let (dpe, n_text_ctx, _) = p.matrix("decoder/position_encodings/encodings")?;
     p.shaped("decoder/position_encodings/encodings", &[n_text_ctx, t])?;
-    p.push("decoder.token_embedding.weight".into(), te, vec![n_vocab, t], 0, GgmlType::F16);
+    let ty = p.matrix_type("decoder/embeddings/weight", t)?;
+    p.push("decoder.token_embedding.weight".into(), te, vec![n_vocab, t], 0, ty);
     p.push("decoder.positional_embedding".into(), dpe, vec![n_text_ctx, t], 0, GgmlType::F32);
     let n_text_layer = p.layers("decoder")?;
     for i in 0..n_text_layer {
@@ -383,7 +453,7 @@ fn plan<'a>(model: &'a Ct2Model<'a>) -> Result<Plan<'a>, ModelError> {
         n_text_head: int("n_text_head", n_text_head)?,
         n_text_layer: int("n_text_layer", n_text_layer)?,
         n_mels: int("n_mels", n_mels)?,
-        ftype: 1,
+        ftype: matrices.ftype(),
     };
     Ok(Plan { hparams, tensors: p.tensors })
 }
@@ -404,7 +474,7 @@ fn write_ggml(w: &mut impl Write, plan: &Plan<'_>, tokens: &[Vec<u8>]) -> io::Re
         write_i32(w, token.len())?;
         w.write_all(token)?;
     }
-    let mut buf = Vec::new();
+    let (mut floats, mut buf) = (Vec::new(), Vec::new());
     for t in &plan.tensors {
         write_i32(w, t.shape.len())?;
         write_i32(w, t.name.len())?;
@@ -418,18 +488,21 @@ fn write_ggml(w: &mut impl Write, plan: &Plan<'_>, tokens: &[Vec<u8>]) -> io::Re
         match (t.source.dtype, t.ty) {
             (DType::F16, GgmlType::F16) | (DType::F32, GgmlType::F32) => w.write_all(bytes)?,
             (from, to) => {
+                // 4096 values at a time: a whole number of Q8_0 blocks (rows are, see the plan).
                 for chunk in bytes.chunks(size * 4096) {
+                    floats.clear();
+                    floats.extend(chunk.chunks_exact(size).map(|e| match from {
+                        DType::F16 => f16::from_le_bytes([e[0], e[1]]).to_f32(),
+                        DType::BF16 => bf16::from_le_bytes([e[0], e[1]]).to_f32(),
+                        _ => f32::from_le_bytes([e[0], e[1], e[2], e[3]]),
+                    }));
                     buf.clear();
-                    for e in chunk.chunks_exact(size) {
-                        let x = match from {
-                            DType::F16 => f16::from_le_bytes([e[0], e[1]]).to_f32(),
-                            DType::BF16 => bf16::from_le_bytes([e[0], e[1]]).to_f32(),
-                            _ => f32::from_le_bytes([e[0], e[1], e[2], e[3]]),
-                        };
-                        match to {
-                            GgmlType::F16 => buf.extend_from_slice(&f16::from_f32(x).to_le_bytes()),
-                            GgmlType::F32 => buf.extend_from_slice(&x.to_le_bytes()),
+                    match to {
+                        GgmlType::F16 => {
+                            floats.iter().for_each(|x| buf.extend_from_slice(&f16::from_f32(*x).to_le_bytes()))
                         }
+                        GgmlType::F32 => floats.iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                        GgmlType::Q8_0 => floats.chunks(QK8_0).for_each(|block| quantize_q8_0(block, &mut buf)),
                     }
                     w.write_all(&buf)?;
                 }
@@ -437,6 +510,16 @@ fn write_ggml(w: &mut impl Write, plan: &Plan<'_>, tokens: &[Vec<u8>]) -> io::Re
         }
     }
     w.flush()
+}
+
+/// One Q8_0 block of 32 values: the scale (largest magnitude / 127) as f16, then each value
+/// divided by the scale and rounded, as ggml's `quantize_row_q8_0_ref`.
+fn quantize_q8_0(block: &[f32], out: &mut Vec<u8>) {
+    let amax = block.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+    out.extend(block.iter().map(|x| (x * id).round() as i8 as u8));
 }
 
 fn write_i32(w: &mut impl Write, v: usize) -> io::Result<()> {
@@ -566,7 +649,7 @@ pub struct GgmlSummary {
     pub bytes: u64,
 }
 
-/// Walks a ggml Whisper file (f32/f16 tensors) without loading it: every length must fit the
+/// Walks a ggml Whisper file (f32, f16 and Q8_0 tensors) without loading it: every length must fit the
 /// file, and the last tensor must end where the file ends. A cheap check that a file on disk
 /// is whole, used before trusting one that is already there.
 pub fn inspect_ggml(mut r: impl Read + Seek) -> Result<GgmlSummary, ModelError> {
@@ -599,18 +682,20 @@ pub fn inspect_ggml(mut r: impl Read + Seek) -> Result<GgmlSummary, ModelError> 
         if !(1..=4).contains(&n_dims) || !(1..=1024).contains(&name_len) {
             return Err(w.bad(format!("tensor {tensors}: rank {n_dims}, name length {name_len}")));
         }
-        let elem = match ty {
-            0 => 4,
-            1 => 2,
-            _ => return Err(w.bad(format!("tensor {tensors}: type {ty}; hark checks float32/float16 files only"))),
-        };
         let mut elements = 1usize;
         for _ in 0..n_dims {
             let d = w.len_field("a tensor's dimensions")?;
             elements = elements.saturating_mul(d);
         }
+        let bytes = match ty {
+            0 => elements.saturating_mul(4),
+            1 => elements.saturating_mul(2),
+            8 if elements % QK8_0 == 0 => elements / QK8_0 * Q8_0_BLOCK_BYTES,
+            8 => return Err(w.bad(format!("tensor {tensors}: {elements} values are not whole Q8_0 blocks"))),
+            _ => return Err(w.bad(format!("tensor {tensors}: type {ty}; hark checks f32, f16 and Q8_0 files only"))),
+        };
         w.skip(name_len as usize, "a tensor's name")?;
-        w.skip(elements.saturating_mul(elem), "a tensor's data")?;
+        w.skip(bytes, "a tensor's data")?;
         tensors += 1;
     }
     Ok(GgmlSummary { hparams, n_mel, n_freq, vocab_tokens, tensors, bytes: len })
@@ -745,10 +830,10 @@ mod tests {
         assert_eq!(layer_index("layer_3"), None);
     }
 
-    /// A complete, tiny Whisper in CTranslate2 form: width 4, 2 heads, 1 layer each side,
+    /// A complete, tiny Whisper in CTranslate2 form: width `s`, 2 heads, 1 layer each side,
     /// 3 mel bins, 5 audio positions, 3 text positions, vocabulary of 4.
-    fn tiny_ct2(skip: Option<&str>) -> Vec<u8> {
-        let (s, mels, actx, tctx, vocab) = (4u32, 3u32, 5u32, 3u32, 4u32);
+    fn whisper_ct2(s: u32, skip: Option<&str>) -> Vec<u8> {
+        let (mels, actx, tctx, vocab) = (3u32, 5u32, 3u32, 4u32);
         let mut vars: Vec<(String, Vec<u32>, u8)> = vec![
             ("encoder/conv1/weight".into(), vec![s, mels, 3], 4),
             ("encoder/conv1/bias".into(), vec![s], 4),
@@ -814,6 +899,11 @@ mod tests {
             .bytes
     }
 
+    /// Width 4.
+    fn tiny_ct2(skip: Option<&str>) -> Vec<u8> {
+        whisper_ct2(4, skip)
+    }
+
     const TINY_VOCAB: &str = "a\nĠb\n<|endoftext|>\n<|startoftranscript|>\n";
 
     fn rd(r: &mut Cursor<&[u8]>) -> i32 {
@@ -842,7 +932,12 @@ mod tests {
             let mut name = vec![0; name_len as usize];
             r.read_exact(&mut name).unwrap();
             let n: i32 = dims.iter().product();
-            let mut data = vec![0; n as usize * if ty == 0 { 4 } else { 2 }];
+            let bytes = match ty {
+                0 => n as usize * 4,
+                1 => n as usize * 2,
+                _ => n as usize / QK8_0 * Q8_0_BLOCK_BYTES,
+            };
+            let mut data = vec![0; bytes];
             r.read_exact(&mut data).unwrap();
             out.push((String::from_utf8(name).unwrap(), dims, ty, data));
         }
@@ -860,7 +955,7 @@ mod tests {
     #[test]
     fn converts_a_tiny_whisper_with_whisper_cpp_names_shapes_and_types() {
         let mut out = Vec::new();
-        let conv = convert_ct2_to_ggml(&tiny_ct2(None), TINY_VOCAB, &mut out).unwrap();
+        let conv = convert_ct2_to_ggml(&tiny_ct2(None), TINY_VOCAB, Matrices::F16, &mut out).unwrap();
         let expected = Hparams {
             n_vocab: 4,
             n_audio_ctx: 5,
@@ -922,25 +1017,81 @@ mod tests {
     }
 
     #[test]
+    fn q8_0_blocks_are_a_scale_and_rounded_bytes() {
+        let block: Vec<f32> = (0..32).map(|i| i as f32 - 16.0).collect();
+        let mut out = Vec::new();
+        quantize_q8_0(&block, &mut out);
+        assert_eq!(out.len(), Q8_0_BLOCK_BYTES);
+        let d = f16::from_le_bytes([out[0], out[1]]).to_f32();
+        assert!((d - 16.0 / 127.0).abs() < 1e-4, "{d}");
+        let q: Vec<i8> = out[2..].iter().map(|&b| b as i8).collect();
+        // −16 is the largest magnitude: −127; 0 stays 0; 1 × 127/16 = 7.94 rounds to 8.
+        assert_eq!((q[0], q[16], q[17], q[31]), (-127, 0, 8, 119));
+        for (x, q) in block.iter().zip(&q) {
+            assert!((f32::from(*q) * d - x).abs() <= d / 2.0 + 1e-3, "{x} → {q}");
+        }
+        out.clear();
+        quantize_q8_0(&[0.0; 32], &mut out);
+        assert_eq!(out, vec![0; Q8_0_BLOCK_BYTES], "an all-zero block has scale 0");
+    }
+
+    #[test]
+    fn q8_0_conversion_quantizes_the_weight_matrices_only() {
+        let mut out = Vec::new();
+        let conv = convert_ct2_to_ggml(&whisper_ct2(32, None), TINY_VOCAB, Matrices::Q8_0, &mut out).unwrap();
+        assert_eq!((conv.hparams.ftype, conv.tensors), (2007, 50));
+        let summary = inspect_ggml(Cursor::new(&out)).unwrap();
+        assert_eq!((summary.tensors, summary.bytes), (50, out.len() as u64));
+        let tensors = read_tensors(&out);
+        let get = |name: &str| tensors.iter().find(|t| t.0 == name).unwrap_or_else(|| panic!("{name} missing"));
+        for (name, ty) in [
+            ("encoder.blocks.0.attn.query.weight", 8),
+            ("decoder.blocks.0.cross_attn.value.weight", 8),
+            ("decoder.blocks.0.mlp.2.weight", 8),
+            ("decoder.token_embedding.weight", 8),
+            ("encoder.conv2.weight", 1),
+            ("encoder.positional_embedding", 0),
+            ("encoder.blocks.0.attn.query.bias", 0),
+        ] {
+            assert_eq!(get(name).2, ty, "{name}");
+        }
+        // The value projection is rows 64..96 of the fused QKV: element k holds k.
+        let v = get("encoder.blocks.0.attn.value.weight");
+        assert_eq!(v.3.len(), 32 * 32 / QK8_0 * Q8_0_BLOCK_BYTES);
+        for (b, block) in v.3.chunks(Q8_0_BLOCK_BYTES).enumerate() {
+            let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+            for (i, &q) in block[2..].iter().enumerate() {
+                let want = (2048 + b * 32 + i) as f32;
+                assert!((f32::from(q as i8) * d - want).abs() <= want / 127.0, "block {b} value {i}");
+            }
+        }
+        // Rows that are not whole blocks: an error naming the variable.
+        let err = convert_ct2_to_ggml(&tiny_ct2(None), TINY_VOCAB, Matrices::Q8_0, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("encoder/layer_0/self_attention/linear_0/weight"), "{err}");
+    }
+
+    #[test]
     fn conversion_errors_name_the_variable() {
         let err = convert_ct2_to_ggml(
             &tiny_ct2(Some("decoder/layer_0/attention/linear_2/bias")),
             TINY_VOCAB,
+            Matrices::F16,
             &mut Vec::new(),
         )
         .unwrap_err();
         assert!(matches!(&err, ModelError::Ct2Missing(n) if n == "decoder/layer_0/attention/linear_2/bias"), "{err}");
-        let err = convert_ct2_to_ggml(&tiny_ct2(None), "a\n<|endoftext|>\n", &mut Vec::new()).unwrap_err();
+        let err =
+            convert_ct2_to_ggml(&tiny_ct2(None), "a\n<|endoftext|>\n", Matrices::F16, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("vocabulary"), "{err}");
         let other = Ct2Builder::default().header("TransformerSpec", 7, 0).u32(0).bytes;
-        let err = convert_ct2_to_ggml(&other, TINY_VOCAB, &mut Vec::new()).unwrap_err().to_string();
+        let err = convert_ct2_to_ggml(&other, TINY_VOCAB, Matrices::F16, &mut Vec::new()).unwrap_err().to_string();
         assert!(err.contains("TransformerSpec") && err.contains("revision 7"), "{err}");
     }
 
     #[test]
     fn inspect_refuses_truncated_and_foreign_files() {
         let mut out = Vec::new();
-        convert_ct2_to_ggml(&tiny_ct2(None), TINY_VOCAB, &mut out).unwrap();
+        convert_ct2_to_ggml(&tiny_ct2(None), TINY_VOCAB, Matrices::F16, &mut out).unwrap();
         for cut in [3, 40, 1000, out.len() - 1] {
             let err = inspect_ggml(Cursor::new(&out[..cut])).unwrap_err().to_string();
             assert!(err.contains("truncated"), "cut {cut}: {err}");
