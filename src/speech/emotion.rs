@@ -269,7 +269,9 @@ pub fn classify(text: &str, compound: f32, arousal: f32) -> Felt {
     let has = |cues: &[&str]| cues.iter().filter(|cue| contains_phrase(&lower, cue)).count();
     let (anger, sadness) = (has(ANGER), has(SADNESS));
     let exclaimed = text.contains('!');
-    let label = if compound <= -0.05 || (anger + sadness > 0 && compound < 0.3) {
+    // VADER's own band: −0.05 and below is negative.
+    let negative_words = compound <= -0.05;
+    let label = if negative_words || (anger + sadness > 0 && compound < 0.3) {
         if sadness > anger || (anger == 0 && sadness == 0 && arousal < -0.3 && !exclaimed) {
             Label::Sad
         } else if anger > 0 || exclaimed || arousal > 0.3 || compound <= -0.4 {
@@ -288,7 +290,7 @@ pub fn classify(text: &str, compound: f32, arousal: f32) -> Felt {
     };
     let sentiment = match label {
         // The words were not negative: the voice alone made the line angry or sad.
-        Label::Angry | Label::Sad if compound > -0.05 => -VOICE_SENTIMENT * arousal.abs().min(1.0),
+        Label::Angry | Label::Sad if !negative_words => -VOICE_SENTIMENT * arousal.abs().min(1.0),
         _ => (compound * (1.0 + 0.25 * arousal.clamp(-1.0, 1.0).max(0.0))).clamp(-1.0, 1.0),
     };
     Felt { label, sentiment, arousal }
