@@ -55,7 +55,7 @@ enum ModelsCommand {
         out: PathBuf,
         /// How to store the weight matrices: `q8_0` (8-bit blocks, what `models fetch` writes)
         /// or `f16` (as CTranslate2 ships them).
-        #[arg(long = "type", value_name = "TYPE", default_value = "q8_0")]
+        #[arg(long = "type", value_name = "TYPE", default_value_t)]
         matrices: models::Matrices,
     },
 }

@@ -132,15 +132,23 @@ impl Matrices {
     }
 }
 
+impl std::fmt::Display for Matrices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Matrices::F16 => "f16",
+            Matrices::Q8_0 => "q8_0",
+        })
+    }
+}
+
 impl std::str::FromStr for Matrices {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "f16" => Ok(Matrices::F16),
-            "q8_0" => Ok(Matrices::Q8_0),
-            other => Err(format!("unknown matrix type {other:?}: f16 or q8_0")),
-        }
+        [Matrices::F16, Matrices::Q8_0]
+            .into_iter()
+            .find(|m| m.to_string() == s)
+            .ok_or_else(|| format!("unknown matrix type {s:?}: f16 or q8_0"))
     }
 }
 
