@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{
-    chunks, manifest, models_dir, sip_server, sipp, sox, transcript, twilio_send, twilio_start, utterances,
+    chunks, manifest, models_dir, sip_server, sipp, sox, transcript, twilio_send_live, twilio_start, utterances,
     word_errors, Server, Ws, ADMIN, WAIT,
 };
 use hark::speech::asr::{AsrSettings, Kind, Request, Transcriber};
@@ -221,7 +221,7 @@ async fn the_two_party_call_has_the_right_speakers_and_times() {
     let mut ws = Ws::connect(&server.ws("/v1/stream/twilio"), &[]).await;
     ws.send(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"})).await;
     ws.send(twilio_start("CA-two-party", Some(ADMIN))).await;
-    twilio_send(&mut ws, 0..chunks(), 0).await;
+    twilio_send_live(&mut ws, 0..chunks(), 0).await;
     ws.send(json!({"event": "stop", "streamSid": "MZ1", "stop": {"accountSid": "AC1", "callSid": "CA-two-party"}}))
         .await;
     assert_eq!(ws.closed().await.0, 1000);

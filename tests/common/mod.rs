@@ -687,8 +687,23 @@ pub fn twilio_media(track: &str, chunk: usize, timestamp_ms: usize, payload: &[u
 
 /// Sends the media of chunks `range` of both fixture tracks; timestamps count from `first`.
 pub async fn twilio_send(ws: &mut Ws, range: std::ops::Range<usize>, first: usize) {
+    send_chunks(ws, range, first, false).await;
+}
+
+/// As [`twilio_send`], in real time as Twilio streams a live call: chunk k leaves when its 20 ms
+/// have been spoken. The live speech stage drops what it cannot keep up with, as it must on a
+/// real call, so a test of what it hears must not send faster than a caller speaks.
+pub async fn twilio_send_live(ws: &mut Ws, range: std::ops::Range<usize>, first: usize) {
+    send_chunks(ws, range, first, true).await;
+}
+
+async fn send_chunks(ws: &mut Ws, range: std::ops::Range<usize>, first: usize, live: bool) {
     let (caller, agent) = (ulaw("caller.ulaw"), ulaw("agent.ulaw"));
-    for i in range {
+    let t0 = tokio::time::Instant::now();
+    for (k, i) in range.enumerate() {
+        if live {
+            tokio::time::sleep_until(t0 + Duration::from_millis(20 * (k as u64 + 1))).await;
+        }
         let span = i * CHUNK..((i + 1) * CHUNK).min(caller.len());
         ws.send(twilio_media("inbound", i, (i - first) * 20, &caller[span.clone()])).await;
         ws.send(twilio_media("outbound", i, (i - first) * 20, &agent[span])).await;
