@@ -61,22 +61,18 @@ async fn a_crashed_session_is_finalized_once_at_the_next_start(env: &[(&str, &st
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crashed_session_is_finalized_once_at_the_next_start_on_sqlite() {
-    a_crashed_session_is_finalized_once_at_the_next_start(&[("HARK_SPEECH_ENABLED", "false")]).await;
+    a_crashed_session_is_finalized_once_at_the_next_start(&[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crashed_session_is_finalized_once_at_the_next_start_on_postgres() {
     let db = PgDb::create().await;
-    a_crashed_session_is_finalized_once_at_the_next_start(&[
-        ("HARK_SPEECH_ENABLED", "false"),
-        ("HARK_DATABASE_URL", &db.url),
-    ])
-    .await;
+    a_crashed_session_is_finalized_once_at_the_next_start(&[("HARK_DATABASE_URL", &db.url)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_quota_stops_analysis_and_reports_count_every_finished_call() {
-    let server = Server::start(&[("HARK_SPEECH_ENABLED", "false"), ("HARK_USAGE_MONTHLY_QUOTA", "1")]).await;
+    let server = Server::start(&[("HARK_USAGE_MONTHLY_QUOTA", "1")]).await;
     let post = |path: &'static str, body: Value| {
         let server = &server;
         async move {

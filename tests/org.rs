@@ -231,13 +231,13 @@ async fn scoped_user_sees_only_their_desk(env: &[(&str, &str)]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_desk_scoped_user_sees_only_their_desk_on_sqlite() {
-    scoped_user_sees_only_their_desk(&[("HARK_SPEECH_ENABLED", "false")]).await;
+    scoped_user_sees_only_their_desk(&[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_desk_scoped_user_sees_only_their_desk_on_postgres() {
     let db = PgDb::create().await;
-    scoped_user_sees_only_their_desk(&[("HARK_SPEECH_ENABLED", "false"), ("HARK_DATABASE_URL", &db.url)]).await;
+    scoped_user_sees_only_their_desk(&[("HARK_DATABASE_URL", &db.url)]).await;
 }
 
 /// Chats, each taken over by `agent` and saying `text`, then ended; Alice greets hers.

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{rules_file, sip_server, sipp, PgDb, Server, Ws, ADMIN, WAIT};
+use common::{rules_file, sip_server, sipp, PgDb, Server, Ws, ADMIN, SPEECH, WAIT};
 use serde_json::{json, Value};
 
 const FIRST_RESPONSE_RULES: &str = r#"
@@ -267,7 +267,7 @@ name = "Agent says country"
 condition = { kind = "phrase", speaker = "agent", phrases = ["your country"] }
 "#,
     );
-    let (server, port) = sip_server(&[("HARK_RULES_FILE", &path)]).await;
+    let (server, port) = sip_server(&[("HARK_RULES_FILE", &path), SPEECH]).await;
     let (mut supervisor, _) = server.supervisor(ADMIN).await;
     let dir = common::scenario_dir();
     let call = tokio::spawn({

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::{
     chunks, manifest, models_dir, sip_server, sipp, sox, transcript, twilio_send_live, twilio_start, utterances,
-    word_errors, Server, Ws, ADMIN, WAIT,
+    word_errors, Server, Ws, ADMIN, SPEECH, WAIT,
 };
 use hark::speech::asr::{AsrSettings, Kind, Request, Transcriber};
 use serde_json::{json, Value};
@@ -92,7 +92,7 @@ async fn place_calls(dir: &Path, port: u16, calls: &[(String, String, f64)]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_clip_through_a_live_call_is_no_worse_than_a_whole_decode() {
     let models = models_dir();
-    let (server, port) = sip_server(&[]).await;
+    let (server, port) = sip_server(&[SPEECH]).await;
     let dir = common::scenario_dir();
     let clips = manifest();
     assert!(clips.len() >= 12, "the manifest lists the fixture clips");
@@ -147,7 +147,7 @@ async fn every_clip_through_a_live_call_is_no_worse_than_a_whole_decode() {
 #[tokio::test(flavor = "multi_thread")]
 async fn silence_and_noise_give_no_words() {
     models_dir();
-    let (server, port) = sip_server(&[]).await;
+    let (server, port) = sip_server(&[SPEECH]).await;
     let dir = common::scenario_dir();
     let mut calls = Vec::new();
     for (name, effect) in [
@@ -173,7 +173,7 @@ async fn silence_and_noise_give_no_words() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_watching_supervisor_gets_partials_then_the_final() {
     models_dir();
-    let (server, port) = sip_server(&[]).await;
+    let (server, port) = sip_server(&[SPEECH]).await;
     let dir = common::scenario_dir();
     let (mut supervisor, _) = server.supervisor(ADMIN).await;
     let call = tokio::spawn({
@@ -217,7 +217,7 @@ async fn a_watching_supervisor_gets_partials_then_the_final() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_two_party_call_has_the_right_speakers_and_times() {
     models_dir();
-    let server = Server::start(&[]).await;
+    let server = Server::start(&[SPEECH]).await;
     let mut ws = Ws::connect(&server.ws("/v1/stream/twilio"), &[]).await;
     ws.send(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"})).await;
     ws.send(twilio_start("CA-two-party", Some(ADMIN))).await;

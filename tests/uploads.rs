@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{fixtures, manifest, models_dir, sox, transcript, utterances, word_errors, Server, ADMIN};
+use common::{fixtures, manifest, models_dir, sox, transcript, utterances, word_errors, Server, ADMIN, SPEECH};
 use serde_json::Value;
 
 /// Longest wait for an upload (or a batch of them) to be transcribed.
@@ -96,7 +96,7 @@ const JFK: &str =
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wav_upload_becomes_a_finished_call_with_its_transcript() {
     models_dir();
-    let server = Server::start(&[]).await;
+    let server = Server::start(&[SPEECH]).await;
     let (status, _, answer) =
         upload(&server, Some(ADMIN), &[clip("jfk_ask_not.wav")], &[("phone", "+1 555 0100"), ("category", "billing")])
             .await;
@@ -134,7 +134,7 @@ async fn a_wav_upload_becomes_a_finished_call_with_its_transcript() {
 #[tokio::test(flavor = "multi_thread")]
 async fn flac_vorbis_and_opus_uploads_are_transcribed_too() {
     models_dir();
-    let server = Server::start(&[]).await;
+    let server = Server::start(&[SPEECH]).await;
     let dir = tempfile::tempdir().unwrap();
     let jfk = fixtures().join("audio/jfk_ask_not.wav");
     // FLAC at 44.1 kHz, Vorbis at 22.05 kHz, Opus (48 kHz) as hark writes its own recordings:
@@ -168,7 +168,7 @@ async fn flac_vorbis_and_opus_uploads_are_transcribed_too() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stereo_upload_is_the_agent_on_the_left_and_the_customer_on_the_right() {
     models_dir();
-    let server = Server::start(&[]).await;
+    let server = Server::start(&[SPEECH]).await;
     let dir = tempfile::tempdir().unwrap();
     let call = fixtures().join("audio/call");
     let stereo = dir.path().join("call.wav");
@@ -215,7 +215,7 @@ async fn a_stereo_upload_is_the_agent_on_the_left_and_the_customer_on_the_right(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_of_three_is_three_sessions() {
     models_dir();
-    let server = Server::start(&[]).await;
+    let server = Server::start(&[SPEECH]).await;
     let files =
         [clip("timit_ldc93s1_dark_suit.wav"), clip("cmu_arctic_a0024.wav"), clip("pocketsphinx_go_forward.wav")];
     let (status, _, answer) = upload(&server, Some(ADMIN), &files, &[("category", "sales")]).await;
@@ -235,7 +235,7 @@ async fn a_batch_of_three_is_three_sessions() {
 #[tokio::test(flavor = "multi_thread")]
 async fn what_cannot_be_decoded_is_reported_and_the_rest_still_goes() {
     models_dir();
-    let server = Server::start(&[]).await;
+    let server = Server::start(&[SPEECH]).await;
     let garbage: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
     let files = [("garbage.wav".to_string(), garbage.clone()), clip("timit_ldc93s1_dark_suit.wav")];
     let (status, _, answer) = upload(&server, Some(ADMIN), &files, &[]).await;
@@ -260,7 +260,7 @@ async fn what_cannot_be_decoded_is_reported_and_the_rest_still_goes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_are_refused_with_problem_json() {
-    let server = Server::start(&[("HARK_SPEECH_ENABLED", "false"), ("HARK_UPLOADS_MAX_REQUEST_BYTES", "300000")]).await;
+    let server = Server::start(&[("HARK_UPLOADS_MAX_REQUEST_BYTES", "300000")]).await;
     let tiny = clip("pocketsphinx_go_forward.wav");
     assert!(tiny.1.len() < 100_000);
 
@@ -318,7 +318,7 @@ async fn bad_requests_are_refused_with_problem_json() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_fixture_clip_uploaded_as_a_batch_has_a_low_word_error_rate() {
     models_dir();
-    let server = Server::start(&[]).await;
+    let server = Server::start(&[SPEECH]).await;
     let clips = manifest();
     assert!(clips.len() >= 12, "the manifest lists the fixture clips");
     let files: Vec<(String, Vec<u8>)> = clips
@@ -354,7 +354,7 @@ async fn every_fixture_clip_uploaded_as_a_batch_has_a_low_word_error_rate() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stop_ends_waiting_and_running_uploads_with_their_records() {
     models_dir();
-    let mut server = Server::start(&[]).await;
+    let mut server = Server::start(&[SPEECH]).await;
     let files =
         [clip("librivox_sense_sensibility_0870.wav"), clip("picovoice_3speakers_pauses.wav"), clip("jfk_ask_not.wav")];
     let (status, _, answer) = upload(&server, Some(ADMIN), &files, &[]).await;

@@ -128,7 +128,6 @@ async fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
 async fn delivered_exactly_once_across_restarts(database_url: Option<&str>) {
     let (receiver, addr) = Receiver::start().await;
     let mut env = vec![
-        ("HARK_SPEECH_ENABLED", "false"),
         ("HARK_WEBHOOKS_RETRY_BASE_SECS", "0.2"),
         ("HARK_WEBHOOKS_RETRY_MAX_SECS", "0.8"),
         ("HARK_WEBHOOKS_TIMEOUT_SECS", "5"),
@@ -277,7 +276,7 @@ async fn deliveries_survive_a_down_receiver_and_restarts_exactly_once_on_postgre
 
 #[tokio::test]
 async fn the_routes_keep_to_the_tenant_need_integrations_and_check_the_url() {
-    let server = Server::start(&[("HARK_SPEECH_ENABLED", "false")]).await;
+    let server = Server::start(&[]).await;
     let body = json!({"url": "https://crm.example/hooks"});
     let (status, created) = send(&server, reqwest::Method::POST, "/v1/webhooks", ADMIN, Some(body.clone())).await;
     assert_eq!(status, 201);

@@ -18,6 +18,15 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const ADMIN: &str = "test-admin-token";
+/// Test servers run without speech: it loads Whisper and takes the CPU that the servers of
+/// other tests running beside it need, and a call's end waits for its last finals. A test
+/// that listens to the words passes this.
+pub const SPEECH: (&str, &str) = ("HARK_SPEECH_ENABLED", "true");
+
+/// One server with speech at a time in a test binary: each one's Whisper pool is sized to own
+/// the machine's cores, as in production, and two of them side by side oversubscribe the cores
+/// (whisper.cpp's threads spin at their barriers), which delays every transcript by seconds.
+static SPEECH_SERVERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 /// Longest wait for any one frame or the server's start.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -26,6 +35,8 @@ pub struct Server {
     pub port: u16,
     pub data_dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// Held while a server with speech lives (see [`SPEECH_SERVERS`]).
+    _speech: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
 fn free_port() -> u16 {
@@ -35,11 +46,16 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts hark with test defaults plus `env`.
     pub async fn start(env: &[(&str, &str)]) -> Server {
+        let speech = match env.contains(&SPEECH) {
+            true => Some(SPEECH_SERVERS.acquire().await.expect("the semaphore is never closed")),
+            false => None,
+        };
         let mut server = Server {
             child: None,
             port: free_port(),
             data_dir: tempfile::tempdir().unwrap(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            _speech: speech,
         };
         server.spawn().await;
         server
@@ -56,6 +72,7 @@ impl Server {
             // No SIP or AudioSocket listener unless a test asks for one: servers run side by side.
             .env("HARK_SIP_ADDR", "")
             .env("HARK_AUDIOSOCKET_ADDR", "")
+            .env("HARK_SPEECH_ENABLED", "false")
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
