@@ -5,9 +5,12 @@
 //! 1. **Words → sentiment.** VADER (a maintained, rule-based lexicon method that handles
 //!    negation, intensifiers, "but" and exclamation marks) gives a compound score −1..1.
 //! 2. **Voice → arousal.** Loudness (RMS in dB), pitch (median F0 of voiced 40 ms frames, by
-//!    autocorrelation) and speaking rate (words per second) are compared with the same
-//!    speaker's running baseline from earlier utterances of the call, so a loud line or a quick
-//!    temper stands out against that person's own normal. The first utterance sets the baseline.
+//!    autocorrelation) and speaking rate (syllables per second, counted from the words as
+//!    written, a numeral's digits one each) are compared with the same speaker's running
+//!    baseline from earlier utterances of the call, so a loud line or a quick temper stands out
+//!    against that person's own normal. The first two utterances set the baseline: one line is
+//!    too little to know how a person usually sounds. Lines under six syllables are too short
+//!    to read a voice from and count by their words alone.
 //! 3. **Cues → which negative.** Negative lines are angry or sad; short cue lists (complaint and
 //!    threat words for anger, loss and regret words for sadness) and the arousal decide which.
 //! 4. **Voice → the rest.** A line whose words are neither happy nor negative (a complaint told
@@ -60,7 +63,7 @@ pub struct ProsodyBaseline {
     loudness_db: f32,
     pitch_hz: f32,
     pitch_count: u32,
-    words_per_sec: f32,
+    syllables_per_sec: f32,
 }
 
 /// The voice of one utterance.
@@ -69,7 +72,7 @@ pub struct Prosody {
     pub loudness_db: f32,
     /// `None` when too little of it is voiced to tell.
     pub pitch_hz: Option<f32>,
-    pub words_per_sec: Option<f32>,
+    pub syllables_per_sec: Option<f32>,
 }
 
 /// Words that mark a negative line as anger: complaint, blame, disbelief, escalation and threat.
@@ -249,12 +252,22 @@ impl Emotion {
     /// The emotion of `text`, said as `samples` (16 kHz) with `words`; updates `baseline`.
     pub fn judge(&self, text: &str, samples: &[f32], words: &[Word], baseline: &mut ProsodyBaseline) -> Felt {
         let compound = self.vader.polarity_scores(text).compound as f32;
-        let prosody = Prosody::measure(samples, words);
-        let arousal = baseline.arousal(&prosody);
-        baseline.add(&prosody);
+        let arousal = match Prosody::measure(samples, words) {
+            Some(prosody) => {
+                let arousal = baseline.arousal(&prosody);
+                baseline.add(&prosody);
+                arousal
+            }
+            None => 0.0,
+        };
         classify(text, compound, arousal)
     }
 }
+
+/// Utterances of a speaker before their voice counts against their own baseline.
+const BASELINE_LINES: u32 = 2;
+/// Syllables a line needs before its loudness, pitch and rate say anything about the voice.
+const VOICE_MIN_SYLLABLES: usize = 6;
 
 /// The arousal beyond which the voice alone labels a line whose words are not happy: more than
 /// half of "clearly louder, higher and faster" (angry) or "quieter, lower and slower" (sad) than
@@ -296,20 +309,23 @@ pub fn classify(text: &str, compound: f32, arousal: f32) -> Felt {
     Felt { label, sentiment, arousal }
 }
 
-/// Whether `phrase` occurs in `text` on word boundaries.
+/// Whether `phrase` occurs in `text` on word boundaries. A hyphen joins words: "ill-disposed"
+/// does not say "ill".
 fn contains_phrase(text: &str, phrase: &str) -> bool {
+    let joins = |c: char| c.is_alphanumeric() || c == '-';
     text.match_indices(phrase).any(|(at, _)| {
-        let before = text[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
-        let after = text[at + phrase.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+        let before = text[..at].chars().next_back().is_none_or(|c| !joins(c));
+        let after = text[at + phrase.len()..].chars().next().is_none_or(|c| !joins(c));
         before && after
     })
 }
 
 impl ProsodyBaseline {
     /// How far `p` lies from this speaker's usual voice: about +1 for clearly louder, higher
-    /// and faster, about −1 for quieter, lower and slower; 0 without a baseline.
+    /// and faster, about −1 for quieter, lower and slower; 0 until the baseline holds
+    /// [`BASELINE_LINES`] utterances.
     pub fn arousal(&self, p: &Prosody) -> f32 {
-        if self.count == 0 {
+        if self.count < BASELINE_LINES {
             return 0.0;
         }
         let mut score = (p.loudness_db - self.loudness_db) / 6.0;
@@ -318,8 +334,8 @@ impl ProsodyBaseline {
             score += (pitch / self.pitch_hz - 1.0) / 0.15;
             parts += 1.0;
         }
-        if let (Some(rate), true) = (p.words_per_sec, self.words_per_sec > 0.0) {
-            score += (rate / self.words_per_sec - 1.0) / 0.25;
+        if let (Some(rate), true) = (p.syllables_per_sec, self.syllables_per_sec > 0.0) {
+            score += (rate / self.syllables_per_sec - 1.0) / 0.25;
             parts += 1.0;
         }
         (score / parts).clamp(-2.0, 2.0)
@@ -329,9 +345,9 @@ impl ProsodyBaseline {
         self.count += 1;
         let n = self.count as f32;
         self.loudness_db += (p.loudness_db - self.loudness_db) / n;
-        if let Some(rate) = p.words_per_sec {
-            let prior = if self.words_per_sec > 0.0 { self.words_per_sec } else { rate };
-            self.words_per_sec = prior + (rate - prior) / n;
+        if let Some(rate) = p.syllables_per_sec {
+            let prior = if self.syllables_per_sec > 0.0 { self.syllables_per_sec } else { rate };
+            self.syllables_per_sec = prior + (rate - prior) / n;
         }
         if let Some(pitch) = p.pitch_hz {
             self.pitch_count += 1;
@@ -341,16 +357,42 @@ impl ProsodyBaseline {
 }
 
 impl Prosody {
-    pub fn measure(samples: &[f32], words: &[Word]) -> Prosody {
+    /// The voice of a line, or `None` for one of fewer than [`VOICE_MIN_SYLLABLES`]: too short
+    /// to read a voice from ("Yes.", "Seven of clubs."), it is judged by its words alone and
+    /// does not join the baseline.
+    pub fn measure(samples: &[f32], words: &[Word]) -> Option<Prosody> {
+        let syllables: usize = words.iter().map(|w| syllables(&w.text)).sum();
+        if syllables < VOICE_MIN_SYLLABLES {
+            return None;
+        }
         let energy = samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32;
         let loudness_db = 10.0 * energy.max(1e-10).log10();
         let spoken_ms = match (words.first(), words.last()) {
             (Some(first), Some(last)) if last.end_ms > first.start_ms + 300 => Some(last.end_ms - first.start_ms),
             _ => None,
         };
-        let words_per_sec = spoken_ms.map(|ms| words.len() as f32 * 1000.0 / ms as f32);
-        Prosody { loudness_db, pitch_hz: median_pitch(samples), words_per_sec }
+        let syllables_per_sec = spoken_ms.map(|ms| syllables as f32 * 1000.0 / ms as f32);
+        Some(Prosody { loudness_db, pitch_hz: median_pitch(samples), syllables_per_sec })
     }
+}
+
+/// Syllables in a word as written: its vowel groups (a silent final "e" aside, as in "make"
+/// but not "table"), and one per digit of a numeral ("01803" is said as five words). Words per
+/// second would make a line of long words, or a number Whisper writes as one token, sound slow.
+fn syllables(word: &str) -> usize {
+    let letters: Vec<char> = word.chars().filter(|c| c.is_alphabetic()).flat_map(char::to_lowercase).collect();
+    let digits = word.chars().filter(char::is_ascii_digit).count();
+    let is_vowel = |c: &char| "aeiouy".contains(*c);
+    let mut groups = letters
+        .iter()
+        .zip(std::iter::once(&' ').chain(&letters))
+        .filter(|(c, before)| is_vowel(c) && !is_vowel(before))
+        .count();
+    if groups > 1 && letters.ends_with(&['e']) && !letters.ends_with(&['l', 'e']) {
+        groups -= 1;
+    }
+    let spelled = if letters.is_empty() { 0 } else { groups.max(1) };
+    spelled + digits
 }
 
 /// Median F0 over voiced 40 ms frames (normalised autocorrelation peak ≥ 0.5 between 70 and
@@ -403,12 +445,14 @@ mod tests {
     #[test]
     fn louder_higher_faster_is_aroused_against_the_speakers_own_baseline() {
         let mut baseline = ProsodyBaseline::default();
-        let calm = Prosody { loudness_db: -26.0, pitch_hz: Some(120.0), words_per_sec: Some(2.5) };
-        assert_eq!(baseline.arousal(&calm), 0.0, "no baseline yet");
+        let calm = Prosody { loudness_db: -26.0, pitch_hz: Some(120.0), syllables_per_sec: Some(3.5) };
+        let heated = Prosody { loudness_db: -18.0, pitch_hz: Some(150.0), syllables_per_sec: Some(4.9) };
+        assert_eq!(baseline.arousal(&heated), 0.0, "no baseline yet");
         baseline.add(&calm);
-        let heated = Prosody { loudness_db: -18.0, pitch_hz: Some(150.0), words_per_sec: Some(3.5) };
+        assert_eq!(baseline.arousal(&heated), 0.0, "one line is not a baseline");
+        baseline.add(&calm);
         assert!(baseline.arousal(&heated) > 1.0);
-        let flat = Prosody { loudness_db: -32.0, pitch_hz: Some(105.0), words_per_sec: Some(1.8) };
+        let flat = Prosody { loudness_db: -32.0, pitch_hz: Some(105.0), syllables_per_sec: Some(2.5) };
         assert!(baseline.arousal(&flat) < -0.5);
         assert!(baseline.arousal(&calm).abs() < 1e-6);
     }
@@ -440,9 +484,35 @@ mod tests {
     }
 
     #[test]
+    fn a_short_line_says_nothing_of_the_voice() {
+        let word = |(i, text): (usize, &&str)| Word {
+            text: text.to_string(),
+            start_ms: i as u64 * 300,
+            end_ms: i as u64 * 300 + 280,
+            confidence: 1.0,
+        };
+        let voiced = tone(150.0, 0.5, 1.5);
+        let short: Vec<Word> = [" Seven", " of", " clubs."].iter().enumerate().map(word).collect();
+        assert_eq!(Prosody::measure(&voiced, &short), None);
+        let long: Vec<Word> = [" My", " account", " number", " is", " four."].iter().enumerate().map(word).collect();
+        assert!(Prosody::measure(&voiced, &long).is_some_and(|p| p.pitch_hz.is_some()));
+    }
+
+    #[test]
+    fn syllables_of_words_and_numerals() {
+        let count = |words: &[&str]| words.iter().map(|w| syllables(w)).sum::<usize>();
+        assert_eq!(count(&["make", "table", "the", "unacceptable", "I", "rhythm"]), 1 + 2 + 1 + 5 + 1 + 1);
+        assert_eq!(count(&[" Queen,", "of", "clubs."]), 3);
+        assert_eq!(count(&["01803"]), count(&["0", "1", "8", "0", "3"]));
+        assert_eq!(count(&["—", "..."]), 0);
+    }
+
+    #[test]
     fn cues_match_whole_words_only() {
         assert!(contains_phrase("i am so mad at this", "mad"));
         assert!(!contains_phrase("i made a payment", "mad"));
         assert!(contains_phrase("he passed away.", "passed away"));
+        assert!(!contains_phrase("he was not an ill-disposed young man", "ill"));
+        assert!(contains_phrase("i've been ill, and", "ill"));
     }
 }
