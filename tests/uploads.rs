@@ -166,27 +166,11 @@ async fn flac_vorbis_and_opus_uploads_are_transcribed_too() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_stereo_upload_is_the_agent_on_the_left_and_the_customer_on_the_right() {
+async fn a_stereo_upload_is_the_agent_on_the_left_unless_the_form_says_the_customer() {
     models_dir();
     let server = Server::start(&[SPEECH]).await;
     let dir = tempfile::tempdir().unwrap();
     let call = fixtures().join("audio/call");
-    let stereo = dir.path().join("call.wav");
-    sox(&[
-        "-M",
-        call.join("agent.wav").to_str().unwrap(),
-        call.join("caller.wav").to_str().unwrap(),
-        stereo.to_str().unwrap(),
-    ]);
-    let (status, _, answer) =
-        upload(&server, Some(ADMIN), &[("call.wav".into(), std::fs::read(&stereo).unwrap())], &[]).await;
-    assert_eq!(status, 202, "{answer}");
-    assert_eq!(answer["files"][0]["speakers"], serde_json::json!(["agent", "customer"]));
-    let record = &ended(&server, &session_ids(&answer)).await[0];
-    let roles: Vec<&str> =
-        record["call"]["streams"].as_array().unwrap().iter().map(|s| s["role"].as_str().unwrap()).collect();
-    assert_eq!(roles, ["agent", "customer"]);
-
     let turns = std::fs::read_to_string(call.join("turns.tsv")).unwrap();
     let turns: Vec<(&str, f64, &str)> = turns
         .lines()
@@ -197,18 +181,34 @@ async fn a_stereo_upload_is_the_agent_on_the_left_and_the_customer_on_the_right(
             (if c[0] == "caller" { "customer" } else { "agent" }, c[1].parse().unwrap(), c[3])
         })
         .collect();
-    let lines = utterances(record);
-    for line in &lines {
-        println!("{} {} {:?}", line["speech"]["speaker"], line["speech"]["start_ms"], line["text"]);
-    }
-    assert_eq!(lines.len(), turns.len(), "one utterance per turn");
-    for (line, (role, start, reference)) in lines.iter().zip(&turns) {
-        assert_eq!(line["speech"]["speaker"], *role, "{line}");
-        assert_eq!(line["author"]["role"], *role, "{line}");
-        let s = line["speech"]["start_ms"].as_f64().unwrap() / 1000.0;
-        assert!((s - start).abs() <= 0.3, "{role} starts at {s:.3} s, the turn at {start:.3} s");
-        let (errors, n) = word_errors(reference, line["text"].as_str().unwrap());
-        assert!(errors * 4 <= n, "{role}: {:?} for {reference:?}", line["text"]);
+    for (left, right, form, roles) in [
+        ("agent.wav", "caller.wav", vec![], ["agent", "customer"]),
+        ("caller.wav", "agent.wav", vec![("left_channel", "customer")], ["customer", "agent"]),
+    ] {
+        let stereo = dir.path().join(format!("{left}-left.wav"));
+        sox(&["-M", call.join(left).to_str().unwrap(), call.join(right).to_str().unwrap(), stereo.to_str().unwrap()]);
+        let file = ("call.wav".to_string(), std::fs::read(&stereo).unwrap());
+        let (status, _, answer) = upload(&server, Some(ADMIN), &[file], &form).await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["files"][0]["speakers"], serde_json::json!(roles));
+        let record = &ended(&server, &session_ids(&answer)).await[0];
+        let streams: Vec<&str> =
+            record["call"]["streams"].as_array().unwrap().iter().map(|s| s["role"].as_str().unwrap()).collect();
+        assert_eq!(streams, roles);
+
+        let lines = utterances(record);
+        for line in &lines {
+            println!("{} {} {:?}", line["speech"]["speaker"], line["speech"]["start_ms"], line["text"]);
+        }
+        assert_eq!(lines.len(), turns.len(), "one utterance per turn");
+        for (line, (role, start, reference)) in lines.iter().zip(&turns) {
+            assert_eq!(line["speech"]["speaker"], *role, "{line}");
+            assert_eq!(line["author"]["role"], *role, "{line}");
+            let s = line["speech"]["start_ms"].as_f64().unwrap() / 1000.0;
+            assert!((s - start).abs() <= 0.3, "{role} starts at {s:.3} s, the turn at {start:.3} s");
+            let (errors, n) = word_errors(reference, line["text"].as_str().unwrap());
+            assert!(errors * 4 <= n, "{role}: {:?} for {reference:?}", line["text"]);
+        }
     }
 }
 
@@ -290,6 +290,7 @@ async fn bad_requests_are_refused_with_problem_json() {
         (vec![], vec![("phone", "+15550100")], "no file"),
         (vec![tiny.clone()], vec![("files", "x")], "unknown form field"),
         (vec![tiny.clone()], vec![("phone", "call me")], "not a phone number"),
+        (vec![tiny.clone()], vec![("left_channel", "right")], "must be agent or customer"),
     ] {
         let (status, _, problem) = upload(&server, Some(ADMIN), &files, &fields).await;
         assert_eq!(status, 400, "{problem}");

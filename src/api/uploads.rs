@@ -5,21 +5,23 @@
 //!
 //! The request is `multipart/form-data`: `file` parts (at most `uploads.max_files`), and optional
 //! `phone` (the customer's number: the record's `from.number`), `category` (stored as the
-//! record's `to.name`, the line the call was for) and `extension` (the agent's: the record's
-//! `to.number`, which places the calls on that agent like a live call to the extension). Files are spooled to unnamed temporary files
-//! under `DATA_DIR/uploads/` (nothing is left behind, even after a crash), so a 200 MB batch
-//! never sits in memory.
+//! record's `to.name`, the line the call was for), `extension` (the agent's: the record's
+//! `to.number`, which places the calls on that agent like a live call to the extension) and
+//! `left_channel` (who is on a stereo file's left channel). Files are spooled to unnamed
+//! temporary files under `DATA_DIR/uploads/` (nothing is left behind, even after a crash), so a
+//! 200 MB batch never sits in memory.
 //!
 //! Decoding is symphonia's (WAV with PCM, G.711 or ADPCM; FLAC; MP3; Ogg Vorbis; AAC and ALAC
 //! in MP4/M4A; AIFF, CAF, Matroska), plus libopus for Opus in Ogg or WebM (hark's own
 //! recordings among them), on blocking threads. Each file is probed while the request
 //! lasts (a file hark cannot read is reported in the response and gets no session); the
 //! transcription decodes it again, as a stream: a mono file is one speaker, the customer; a
-//! stereo file is two, the agent on the left channel and the customer on the right (how call
-//! recorders split the parties); more channels are mixed to one customer. Each speaker is
-//! resampled to 16 kHz by the media stage's resampler and handed to the call in 20 ms frames
-//! with [`LiveCall::audio_paced`], which waits for the speech stage instead of dropping: an
-//! upload goes as fast as Whisper takes it, and loses nothing.
+//! stereo file is two, by default the agent on the left channel and the customer on the right;
+//! recorders differ (Amazon Connect puts the customer left), so `left_channel=customer` swaps
+//! them. More channels are mixed to one customer. Each speaker is resampled to 16 kHz by the
+//! media stage's resampler and handed to the call in 20 ms frames with
+//! [`LiveCall::audio_paced`], which waits for the speech stage instead of dropping: an upload
+//! goes as fast as Whisper takes it, and loses nothing.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -105,6 +107,9 @@ pub(super) struct UploadForm {
     /// The agent's extension: places the calls on that agent (a user scoped to desks or agents
     /// must name one of theirs).
     extension: Option<String>,
+    /// Who speaks on a stereo file's left channel: `agent` (the default; the customer is on the
+    /// right) or `customer` (the agent is on the right). Mono files ignore it.
+    left_channel: Option<String>,
 }
 
 /// What became of each file of an upload, in request order.
@@ -188,7 +193,7 @@ pub(super) async fn create_upload(
     let mut multipart = multipart.map_err(|rejection| Problem::new(rejection.status(), rejection.body_text()))?;
     let spool_dir = app.config.data_dir.join("uploads");
     std::fs::create_dir_all(&spool_dir).map_err(Problem::internal)?;
-    let (mut phone, mut category, mut extension, mut files) = (None, None, None, Vec::new());
+    let (mut phone, mut category, mut extension, mut left_channel, mut files) = (None, None, None, None, Vec::new());
     while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_problem(e, limit))? {
         match field.name().unwrap_or_default() {
             "file" => {
@@ -206,9 +211,10 @@ pub(super) async fn create_upload(
             "phone" => phone = Some(text(field, "phone").await?),
             "category" => category = Some(text(field, "category").await?),
             "extension" => extension = Some(text(field, "extension").await?),
+            "left_channel" => left_channel = Some(text(field, "left_channel").await?),
             other => {
                 return Err(Problem::bad_request(format!(
-                    "unknown form field {other:?}: the fields are file, phone, category and extension"
+                    "unknown form field {other:?}: the fields are file, phone, category, extension and left_channel"
                 )))
             }
         }
@@ -223,6 +229,16 @@ pub(super) async fn create_upload(
         }
     }
     let category = category.filter(|c| !c.is_empty());
+    let customer_left = match left_channel.as_deref().unwrap_or_default() {
+        "" | "agent" => false,
+        "customer" => true,
+        other => {
+            return Err(Problem::invalid_field(
+                "left_channel",
+                format!("must be agent or customer (who speaks on a stereo file's left channel), not {other:?}"),
+            ))
+        }
+    };
     let extension = extension.filter(|e| !e.is_empty());
     let placement = extension.as_deref().and_then(|e| app.sessions.directory.by_extension(&principal.tenant, e));
     if principal.scope != crate::org::Scope::All && !placement.as_ref().is_some_and(|p| principal.scope.allows(p)) {
@@ -273,8 +289,10 @@ pub(super) async fn create_upload(
             }
         };
         let customer = Party { number: phone.clone(), ..Party::default() };
-        let speakers = match probe.channels {
-            2 => vec![(Role::Agent, Party::default()), (Role::Customer, customer.clone())],
+        let agent = (Role::Agent, Party::default());
+        let speakers = match (probe.channels, customer_left) {
+            (2, false) => vec![agent, (Role::Customer, customer.clone())],
+            (2, true) => vec![(Role::Customer, customer.clone()), agent],
             _ => vec![(Role::Customer, customer.clone())],
         };
         let spec = CallSpec {
