@@ -240,6 +240,24 @@ async fn dtmf_and_foreign_rtp_are_counted_and_logged() {
 }
 
 #[tokio::test]
+async fn packets_sent_just_before_the_bye_are_part_of_the_call() {
+    let (server, port) = sip_server(&[]).await;
+    let mut uac = Uac::new(port).await;
+    let rtp = rtp_socket().await;
+    let hark_rtp = call(&mut uac, &rtp).await;
+    silence(&rtp, hark_rtp, 0, 5).await;
+    // The last second of a call, flushed by the far end at once, and its BYE right behind it.
+    for i in 5..55u16 {
+        rtp.send_to(&rtp_packet(0, i, i as u32 * 160, 7, &[0xff; 160]), hark_rtp).await.unwrap();
+    }
+    uac.send("BYE", "", "").await;
+    assert_eq!(uac.final_response().await.status(), 200);
+    let record = finished_call(&server).await;
+    let stats = &record["call"]["streams"][0]["stats"];
+    assert_eq!((stats["packets"].as_u64(), stats["lost"].as_u64()), (Some(55), Some(0)), "{stats}");
+}
+
+#[tokio::test]
 async fn an_offerless_invite_gets_hark_offer_and_the_ack_answer_decides() {
     let (server, port) = sip_server(&[]).await;
     let mut uac = Uac::new(port).await;

@@ -62,6 +62,8 @@ impl RtpPorts {
 const MAX_DATAGRAM: usize = 2048;
 /// How often the card's media figures are refreshed.
 const STATS_EVERY: Duration = Duration::from_secs(1);
+/// Datagrams per socket still read once the call has ended: 5 s of 20 ms packets.
+const HELD_AT_HANGUP: usize = 250;
 
 struct Stream {
     media: MediaStream,
@@ -72,6 +74,23 @@ struct Stream {
     offset_ms: Option<u64>,
     on_hold: bool,
     codec: String,
+}
+
+impl Stream {
+    /// Takes one RTP datagram from `from`: the first source latches the stream, another one's
+    /// packets are counted as foreign and dropped. Returns whether it was this stream's.
+    fn receive(&mut self, bytes: &[u8], from: SocketAddr, now: Instant, answered: Instant) -> bool {
+        if *self.latched.get_or_insert(from) != from {
+            self.foreign += 1;
+            metrics::counter!(crate::metrics::RTP_FOREIGN).increment(1);
+            return false;
+        }
+        self.offset_ms.get_or_insert_with(|| now.duration_since(answered).as_millis() as u64);
+        if self.media.push_rtp(bytes, now).is_err() {
+            metrics::counter!(crate::metrics::RTP_MALFORMED).increment(1);
+        }
+        true
+    }
 }
 
 pub struct CallMedia {
@@ -173,16 +192,8 @@ impl CallMedia {
                 packet = incoming.recv() => {
                     let Some((index, bytes, from)) = packet else { break "media sockets closed".to_string() };
                     let now = Instant::now();
-                    let stream = &mut streams[index];
-                    if *stream.latched.get_or_insert(from) != from {
-                        stream.foreign += 1;
-                        metrics::counter!(crate::metrics::RTP_FOREIGN).increment(1);
-                        continue;
-                    }
-                    last_packet = now;
-                    stream.offset_ms.get_or_insert_with(|| now.duration_since(answered).as_millis() as u64);
-                    if stream.media.push_rtp(&bytes, now).is_err() {
-                        metrics::counter!(crate::metrics::RTP_MALFORMED).increment(1);
+                    if streams[index].receive(&bytes, from, now, answered) {
+                        last_packet = now;
                     }
                 }
                 _ = self.app.shutdown.cancelled() => {
@@ -217,6 +228,20 @@ impl CallMedia {
         };
         for reader in readers {
             reader.abort();
+        }
+        // What arrived before the hang-up is part of the call: a far end sends its last packets
+        // just before its BYE, which can overtake them here. Take those already read, then
+        // those the sockets still hold (a bounded number: a flood must not keep the call open).
+        let now = Instant::now();
+        while let Ok((index, bytes, from)) = incoming.try_recv() {
+            streams[index].receive(&bytes, from, now, answered);
+        }
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        for (stream, socket) in streams.iter_mut().zip(&self.sockets) {
+            for _ in 0..HELD_AT_HANGUP {
+                let Ok((len, from)) = socket.try_recv_from(&mut buf) else { break };
+                stream.receive(&buf[..len], from, now, answered);
+            }
         }
         for stream in &mut streams {
             stream.media.flush();
