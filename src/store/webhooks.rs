@@ -194,14 +194,25 @@ async fn deactivate(
     .bind(reason)
     .execute(&mut **tx)
     .await?;
+    give_up_on_inactive_endpoints(&mut **tx, now_ms).await
+}
+
+/// Gives up the pending deliveries of deactivated endpoints, saying why. Run when an endpoint
+/// is deactivated and before every claim: a call finalized while its endpoint was being
+/// deactivated queues a delivery the deactivation could not see yet (neither transaction saw
+/// the other's rows), which would otherwise wait forever.
+async fn give_up_on_inactive_endpoints<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE webhook_deliveries SET state = 'failed', next_attempt_at = NULL, settled_at = $2, \
-         last_error = $3 WHERE endpoint_id = $1 AND state = 'pending'",
+        "UPDATE webhook_deliveries SET state = 'failed', next_attempt_at = NULL, settled_at = $1, \
+         last_error = 'endpoint deactivated: ' || (SELECT e.deactivated_reason FROM webhook_endpoints e \
+         WHERE e.id = webhook_deliveries.endpoint_id) \
+         WHERE state = 'pending' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE active = 0)",
     )
-    .bind(endpoint)
     .bind(now_ms)
-    .bind(format!("endpoint deactivated: {reason}"))
-    .execute(&mut **tx)
+    .execute(executor)
     .await?;
     Ok(())
 }
@@ -379,6 +390,7 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        give_up_on_inactive_endpoints(&self.pool, now_ms).await?;
         let due = sqlx::query(
             "SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND e.active = 1 \
@@ -502,5 +514,37 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("n")?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the race leaves behind on PostgreSQL (a call finalized while its endpoint was being
+    /// deactivated): a pending delivery of an inactive endpoint. The next claim gives it up.
+    #[tokio::test]
+    async fn a_delivery_queued_behind_a_deactivation_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("hark.db").display());
+        let store = Store::connect(&url, 1).await.unwrap();
+        let endpoint = store.create_webhook("t", "http://127.0.0.1:9/hooks", None, "whsec_x", 1_000).await.unwrap();
+        assert!(store.deactivate_webhook("t", &endpoint.id, "the receiver answered 410 Gone", 2_000).await.unwrap());
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, tenant, session_id, event, body, state, attempts, \
+             queued_at, next_attempt_at) VALUES ('late', $1, 't', $2, 'call.finished', '{}', 'pending', 0, 1500, 1500)",
+        )
+        .bind(&endpoint.id)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(store.pending_webhook_deliveries().await.unwrap(), 1);
+
+        assert!(store.claim_webhook_deliveries(3_000, 60_000, 10).await.unwrap().is_empty());
+        assert_eq!(store.pending_webhook_deliveries().await.unwrap(), 0);
+        let log = store.webhook_deliveries("t", &endpoint.id, None, 10).await.unwrap().unwrap();
+        assert_eq!(log[0].state, DeliveryState::Failed);
+        assert_eq!(log[0].last_error.as_deref(), Some("endpoint deactivated: the receiver answered 410 Gone"));
     }
 }
