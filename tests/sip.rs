@@ -122,10 +122,7 @@ async fn a_siprec_recording_session_yields_two_labelled_speakers() {
         stream_rtp(&caller, to(ports[0]), &caller_audio, 1),
         stream_rtp(&agent, to(ports[1]), &agent_audio, 2)
     );
-    uac.send("BYE", "", "").await;
-    assert_eq!(uac.final_response().await.status(), 200);
-
-    let record = finished_call(&server).await;
+    let record = hang_up(&mut uac, &server).await;
     let call_record = &record["call"];
     assert_eq!(call_record["source"], "siprec");
     let streams = call_record["streams"].as_array().unwrap();
@@ -161,6 +158,13 @@ async fn silence(socket: &tokio::net::UdpSocket, to: std::net::SocketAddr, seq: 
         socket.send_to(&rtp_packet(0, i, i as u32 * 160, 7, &[0xff; 160]), to).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Hangs up with BYE, which hark answers 200, and returns the finished call's record.
+async fn hang_up(uac: &mut Uac, server: &common::Server) -> serde_json::Value {
+    uac.send("BYE", "", "").await;
+    assert_eq!(uac.final_response().await.status(), 200);
+    finished_call(server).await
 }
 
 /// Waits for hark's BYE, answers it, and returns when it came.
@@ -229,9 +233,7 @@ async fn dtmf_and_foreign_rtp_are_counted_and_logged() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     silence(&rtp, hark_rtp, 10, 10).await;
-    uac.send("BYE", "", "").await;
-    assert_eq!(uac.final_response().await.status(), 200);
-    let record = finished_call(&server).await;
+    let record = hang_up(&mut uac, &server).await;
     let stats = &record["call"]["streams"][0]["stats"];
     assert_eq!(stats["foreign"], 7, "{stats}");
     let digits: Vec<_> =
@@ -250,9 +252,7 @@ async fn packets_sent_just_before_the_bye_are_part_of_the_call() {
     for i in 5..55u16 {
         rtp.send_to(&rtp_packet(0, i, i as u32 * 160, 7, &[0xff; 160]), hark_rtp).await.unwrap();
     }
-    uac.send("BYE", "", "").await;
-    assert_eq!(uac.final_response().await.status(), 200);
-    let record = finished_call(&server).await;
+    let record = hang_up(&mut uac, &server).await;
     let stats = &record["call"]["streams"][0]["stats"];
     assert_eq!((stats["packets"].as_u64(), stats["lost"].as_u64()), (Some(55), Some(0)), "{stats}");
 }
@@ -280,9 +280,7 @@ async fn an_offerless_invite_gets_hark_offer_and_the_ack_answer_decides() {
         rtp.send_to(&rtp_packet(8, i, i as u32 * 160, 3, &[0xd5; 160]), hark_rtp).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    uac.send("BYE", "", "").await;
-    assert_eq!(uac.final_response().await.status(), 200);
-    let stats = finished_call(&server).await["call"]["streams"][0]["stats"].clone();
+    let stats = hang_up(&mut uac, &server).await["call"]["streams"][0]["stats"].clone();
     assert_eq!(stats["codec"], "PCMA", "{stats}");
     assert_eq!(stats["packets"], 25, "PCMA packets were taken as the ACK's answer said");
 }
@@ -378,9 +376,7 @@ async fn a_reinvite_can_change_the_codec_mid_call() {
         rtp.send_to(&rtp_packet(8, i, i as u32 * 160, 7, &[0xd5; 160]), hark_rtp).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    uac.send("BYE", "", "").await;
-    assert_eq!(uac.final_response().await.status(), 200);
-    let stats = finished_call(&server).await["call"]["streams"][0]["stats"].clone();
+    let stats = hang_up(&mut uac, &server).await["call"]["streams"][0]["stats"].clone();
     assert_eq!(stats["codec"], "PCMA", "{stats}");
     assert_eq!(stats["packets"], 30, "both codecs' packets were taken: {stats}");
 }
