@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::{
     best_correlation, finished_call, fixtures, last_call, pcmu_offer, recording_samples, rtp_packet, scenario_dir,
-    sip_server, sipp, stream_rtp, wav_samples, Uac, ADMIN,
+    sip_server, sipp, stream_rtp, wav_samples, Server, Uac, ADMIN,
 };
 
 async fn rtp_socket() -> tokio::net::UdpSocket {
@@ -142,14 +142,19 @@ async fn a_siprec_recording_session_yields_two_labelled_speakers() {
     }
 }
 
-/// Places a plain call from a UAC whose RTP comes from `rtp`; returns hark's RTP address.
-async fn call(uac: &mut Uac, rtp: &tokio::net::UdpSocket) -> std::net::SocketAddr {
+/// A plain call answered by a hark with SIP (and `env`): the server, the UAC that placed it,
+/// the UAC's RTP socket and hark's RTP address.
+async fn answered_call(env: &[(&str, &str)]) -> (Server, Uac, tokio::net::UdpSocket, std::net::SocketAddr) {
+    let (server, port) = sip_server(env).await;
+    let mut uac = Uac::new(port).await;
+    let rtp = rtp_socket().await;
     let offer = pcmu_offer(rtp.local_addr().unwrap().port(), "sendrecv");
     uac.send("INVITE", "Content-Type: application/sdp\r\n", &offer).await;
     let answer = uac.final_response().await;
     assert_eq!(answer.status(), 200, "{}", answer.body);
     uac.send("ACK", "", "").await;
-    format!("127.0.0.1:{}", answer.sdp_ports()[0]).parse().unwrap()
+    let hark_rtp = format!("127.0.0.1:{}", answer.sdp_ports()[0]).parse().unwrap();
+    (server, uac, rtp, hark_rtp)
 }
 
 /// Sends `count` packets of µ-law silence, 20 ms apart, from `seq` on.
@@ -161,7 +166,7 @@ async fn silence(socket: &tokio::net::UdpSocket, to: std::net::SocketAddr, seq: 
 }
 
 /// Hangs up with BYE, which hark answers 200, and returns the finished call's record.
-async fn hang_up(uac: &mut Uac, server: &common::Server) -> serde_json::Value {
+async fn hang_up(uac: &mut Uac, server: &Server) -> serde_json::Value {
     uac.send("BYE", "", "").await;
     assert_eq!(uac.final_response().await.status(), 200);
     finished_call(server).await
@@ -185,10 +190,8 @@ async fn hold_suspends_the_media_timeout_and_silence_after_resume_hangs_up() {
     let (_rules, rules) = common::rules_file(
         "[[alerts]]\nid = \"hold\"\nname = \"Long hold\"\ncondition = { kind = \"hold\", seconds = 1 }\n",
     );
-    let (server, port) = sip_server(&[("HARK_SIP_MEDIA_TIMEOUT_SECS", "1"), ("HARK_RULES_FILE", &rules)]).await;
-    let mut uac = Uac::new(port).await;
-    let rtp = rtp_socket().await;
-    let hark_rtp = call(&mut uac, &rtp).await;
+    let (server, mut uac, rtp, hark_rtp) =
+        answered_call(&[("HARK_SIP_MEDIA_TIMEOUT_SECS", "1"), ("HARK_RULES_FILE", &rules)]).await;
     silence(&rtp, hark_rtp, 0, 10).await;
 
     // Hold: hark answers inactive and waits through more than the media timeout.
@@ -215,10 +218,7 @@ async fn hold_suspends_the_media_timeout_and_silence_after_resume_hangs_up() {
 
 #[tokio::test]
 async fn dtmf_and_foreign_rtp_are_counted_and_logged() {
-    let (server, port) = sip_server(&[]).await;
-    let mut uac = Uac::new(port).await;
-    let rtp = rtp_socket().await;
-    let hark_rtp = call(&mut uac, &rtp).await;
+    let (server, mut uac, rtp, hark_rtp) = answered_call(&[]).await;
     silence(&rtp, hark_rtp, 0, 5).await;
     // An injected stream from elsewhere is dropped.
     let intruder = rtp_socket().await;
@@ -243,10 +243,7 @@ async fn dtmf_and_foreign_rtp_are_counted_and_logged() {
 
 #[tokio::test]
 async fn packets_sent_just_before_the_bye_are_part_of_the_call() {
-    let (server, port) = sip_server(&[]).await;
-    let mut uac = Uac::new(port).await;
-    let rtp = rtp_socket().await;
-    let hark_rtp = call(&mut uac, &rtp).await;
+    let (server, mut uac, rtp, hark_rtp) = answered_call(&[]).await;
     silence(&rtp, hark_rtp, 0, 5).await;
     // The last second of a call, flushed by the far end at once, and its BYE right behind it.
     for i in 5..55u16 {
@@ -321,10 +318,7 @@ async fn refusals_carry_the_right_status_codes() {
 
 #[tokio::test]
 async fn a_graceful_stop_hangs_up_live_calls_and_keeps_their_records() {
-    let (mut server, port) = sip_server(&[]).await;
-    let mut uac = Uac::new(port).await;
-    let rtp = rtp_socket().await;
-    let hark_rtp = call(&mut uac, &rtp).await;
+    let (mut server, _uac, rtp, hark_rtp) = answered_call(&[]).await;
     silence(&rtp, hark_rtp, 0, 25).await;
     server.stop().await;
     server.restart().await;
@@ -358,10 +352,7 @@ async fn the_200_is_retransmitted_over_udp_until_the_ack() {
 
 #[tokio::test]
 async fn a_reinvite_can_change_the_codec_mid_call() {
-    let (server, port) = sip_server(&[]).await;
-    let mut uac = Uac::new(port).await;
-    let rtp = rtp_socket().await;
-    let hark_rtp = call(&mut uac, &rtp).await;
+    let (server, mut uac, rtp, hark_rtp) = answered_call(&[]).await;
     silence(&rtp, hark_rtp, 0, 10).await;
     let pcma = format!(
         "v=0\r\no=test 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n",
